@@ -1,0 +1,94 @@
+// Receive-side register semantics shared by every backend: INT_CONTROL,
+// one-shot mode (ivshmem-v2-notes.md a.5, b.1.6) and state-change detection
+// by comparing the State Table with a cached copy (b.1.2: there is no status
+// register, receivers compare).
+import { EventEmitter } from 'node:events';
+import { ConfigError } from '../errors.js';
+import type { EndpointEvents, SectionSizes } from './endpoint.js';
+
+export interface EndpointCounters {
+  /** Delivered interrupts per vector. */
+  interrupts: number[];
+  /** Interrupts dropped because INT_CONTROL was 0 (never replayed, g.4). */
+  suppressed: number;
+  doorbellsSent: number;
+  /** Doorbells dropped: absent target or vector out of range (g.3). */
+  doorbellsDropped: number;
+  stateWrites: number;
+}
+
+export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
+  abstract readonly id: number;
+  abstract readonly maxPeers: number;
+  abstract readonly vectors: number;
+  abstract readonly protocol: number;
+  abstract readonly sizes: SectionSizes;
+  abstract readonly name: string;
+  abstract peerState(peer: number): number;
+
+  /** INT_CONTROL bit 0; reset value 0 (a.5), but a library user expects events, so connect() enables it. */
+  intControl = true;
+  /** Privileged Control bit 0. */
+  oneShot = false;
+  readonly counters: EndpointCounters;
+  private stateCache: number[] = [];
+
+  constructor(vectors: number) {
+    super();
+    this.counters = { interrupts: new Array<number>(vectors).fill(0), suppressed: 0, doorbellsSent: 0, doorbellsDropped: 0, stateWrites: 0 };
+  }
+
+  /** Take the current table as the baseline for change detection. */
+  protected primeStateCache(): void {
+    this.stateCache = Array.from({ length: this.maxPeers }, (_, k) => this.peerState(k));
+  }
+
+  /** Deliver an interrupt that arrived on vector `vector` from `from` (-1 = broker). */
+  protected deliver(vector: number, from: number, count: number): void {
+    if (!this.intControl) {
+      this.counters.suppressed += count;
+      return;
+    }
+    // One-shot: the device clears INT_CONTROL on each delivery (b.1.6).
+    if (this.oneShot) this.intControl = false;
+    this.counters.interrupts[vector] = (this.counters.interrupts[vector] ?? 0) + 1;
+    if (vector === 0) this.scanStateTable();
+    this.emit('interrupt', { vector, from, count });
+  }
+
+  /** Emit 'state' for every entry that differs from the cache. */
+  protected scanStateTable(): void {
+    for (let k = 0; k < this.maxPeers; k++) {
+      const value = this.peerState(k);
+      const previous = this.stateCache[k] ?? 0;
+      if (value !== previous) {
+        this.stateCache[k] = value;
+        if (k !== this.id) this.emit('state', { peer: k, value, previous });
+      }
+    }
+  }
+
+  stateTable(): number[] {
+    return Array.from({ length: this.maxPeers }, (_, k) => this.peerState(k));
+  }
+
+  protected checkPeerIndex(peer: number, what: string): void {
+    if (!Number.isInteger(peer) || peer < 0 || peer >= this.maxPeers) {
+      throw new ConfigError(`${what}: peer ${peer} is out of range 0..${this.maxPeers - 1} on link ${this.name}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    }
+  }
+
+  protected checkStateValue(value: number): void {
+    if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+      throw new ConfigError(`state ${value} is not a 32-bit unsigned value`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    }
+  }
+
+  /** Bounds-checked copy out of a section view. */
+  protected copyOut(view: Uint8Array, offset: number, length: number, what: string): Buffer {
+    if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset > view.byteLength - length) {
+      throw new ConfigError(`${what}: range ${offset}+${length} is outside the ${view.byteLength}-byte section`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    }
+    return Buffer.from(view.subarray(offset, offset + length));
+  }
+}

@@ -1,0 +1,57 @@
+// Readiness of fds on the Node event loop. koffi.node.poll handles are
+// level-triggered and are closed when garbage-collected, so every live handle
+// is kept in `live` until closed (baselines.md "What these numbers say").
+import { pollFd, type PollHandle } from './libc.js';
+
+const live = new Set<PollHandle>();
+
+export interface Watch {
+  close(): void;
+  /** Let the process exit while only this watch is active. */
+  unref(): void;
+  ref(): void;
+}
+
+/**
+ * Call `onReadable` whenever `fd` is readable (or hung up). The callback must
+ * drain the fd, or it is called again at once.
+ */
+export function watchReadable(fd: number, onReadable: (hangup: boolean) => void): Watch {
+  let closed = false;
+  const handle = pollFd(fd, { readable: true, disconnect: true }, (status, ev) => {
+    if (closed) return;
+    onReadable(status < 0 || ev.disconnect);
+  });
+  live.add(handle);
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      live.delete(handle);
+      handle.close();
+    },
+    unref: () => handle.unref(),
+    ref: () => handle.ref(),
+  };
+}
+
+/** Watch for writability (a full socket buffer draining). */
+export function watchWritable(fd: number, onWritable: () => void): Watch {
+  let closed = false;
+  const handle = pollFd(fd, { writable: true }, () => {
+    if (!closed) onWritable();
+  });
+  live.add(handle);
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      live.delete(handle);
+      handle.close();
+    },
+    unref: () => handle.unref(),
+    ref: () => handle.ref(),
+  };
+}
+
+export const liveWatchCount = (): number => live.size;
