@@ -65,6 +65,8 @@ export const K = {
   PROT_WRITE: 2,
   MAP_SHARED: 1,
   MAP_PRIVATE: 2,
+  MAP_FIXED: 0x10,
+  MAP_ANONYMOUS: 0x20,
   // eventfd.h
   EFD_NONBLOCK: 0x800,
   EFD_CLOEXEC: 0x80000,

@@ -46,3 +46,14 @@ export function fdSize(fd: number): number {
   if (n < 0) fail('lseek', `fd ${fd}, SEEK_END`);
   return n;
 }
+
+/**
+ * A read-only fd for the same memfd (a new open file description through
+ * /proc/self/fd). Alone it does not stop a holder from reopening the file
+ * read-write; F_SEAL_FUTURE_WRITE does (DESIGN.md "Seal it").
+ */
+export function readOnlyFd(fd: number): number {
+  const ro = c.open(`/proc/self/fd/${fd}`, K.O_RDONLY | K.O_CLOEXEC, 0) as number;
+  if (ro < 0) fail('open', `/proc/self/fd/${fd} read-only`);
+  return ro;
+}

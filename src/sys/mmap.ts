@@ -22,12 +22,15 @@ export function mapShared(fd: number, size: number, writable: boolean, what: str
     writable,
     buffer: viewOf(ptr, size),
     unmap() {
-      // The ArrayBuffer stays reachable in JS after munmap; callers must drop
-      // every view first. We only unmap on close paths that do.
-      if (live) {
-        live = false;
-        c.munmap(ptr, size);
-      }
+      // JS views of this memory may outlive the mapping (a user's Buffer, a
+      // protocol layer mid-read). munmap would turn their next access into
+      // SIGSEGV, so the shared pages are replaced in place by private
+      // anonymous zero pages with the same protection: the shared memory is
+      // released, stale views read zeroes, and nothing crashes.
+      if (!live) return;
+      live = false;
+      const r = c.mmap(ptr, size, prot, K.MAP_PRIVATE | K.MAP_ANONYMOUS | K.MAP_FIXED, -1, 0) as Pointer;
+      if (r === MAP_FAILED) c.munmap(ptr, size);
     },
   };
 }

@@ -21,7 +21,7 @@ const cmsgAddr = addressOf(block.ptr, CMSG_OFF);
 const iovAddr = addressOf(block.ptr, IOV_OFF);
 
 function setupMsghdr(dataLen: number, controlLen: number): void {
-  B.fill(0, MSG_OFF, DATA_OFF);
+  B.fill(0, MSG_OFF, CMSG_OFF);
   B.writeBigUInt64LE(iovAddr, MSG_OFF + 16); // msg_iov
   B.writeBigUInt64LE(1n, MSG_OFF + 24); // msg_iovlen
   B.writeBigUInt64LE(controlLen ? cmsgAddr : 0n, MSG_OFF + 32); // msg_control

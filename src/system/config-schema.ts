@@ -1,0 +1,124 @@
+// The system file: which cells exist and which ivshmem links join them, the
+// static configuration of ivshmem-v2-notes.md (e). The shape is validated by
+// zod; the rules that need the whole file (references, IDs, sizes, addresses)
+// live in check.ts so that every problem is reported at once.
+//
+// Unlike Jailhouse, where every cell repeats the link's parameters in its own
+// device entry (e.1) and nothing compares them (e.4), a link is declared once
+// here. A member may still repeat `peers`, `vectors`, `protocol` or a size
+// (handy when porting a Jailhouse config); check.ts reports any mismatch (g.37).
+import { z } from 'zod';
+
+export const LINK_KINDS = ['raw', 'net', 'channel', 'pubsub'] as const;
+export type LinkKind = (typeof LINK_KINDS)[number];
+export const RESTART_POLICIES = ['never', 'on-failure', 'always'] as const;
+export type RestartPolicy = (typeof RESTART_POLICIES)[number];
+
+const SIZE_RE = /^\s*(0x[0-9a-f]+|\d+)\s*([kKmMgG]?)(i?[bB])?\s*$/;
+/** A byte count: a number, or a string like "64K", "1M", "0x7f000". */
+const size = z.custom<number | string>(
+  (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'string' && SIZE_RE.test(v)),
+  { message: 'must be a byte count: a number or a string like "4096", "64K", "1M" or "0x7f000"' },
+);
+const intOrHex = z.custom<number | string>(
+  (v) => (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(v)),
+  { message: 'must be an integer (decimal or 0x hex)' },
+);
+
+export const restartSchema = z.strictObject({
+  policy: z.enum(RESTART_POLICIES).default('on-failure'),
+  /** Restarts allowed inside `windowMs` before the cell is left failed. */
+  maxRestarts: z.int().min(0).max(1000).default(5),
+  windowMs: z.int().min(0).default(60_000),
+  /** Delay before a restart, doubled on each consecutive one up to 30 s. */
+  delayMs: z.int().min(0).max(600_000).default(200),
+});
+
+export const cellSchema = z.strictObject({
+  name: z.string(),
+  /** Program to run, looked up in PATH; `node` means the running Node binary. */
+  command: z.string().min(1),
+  args: z.array(z.string()).default([]),
+  env: z.record(z.string(), z.string()).default({}),
+  cwd: z.string().optional(),
+  /** Network namespace the cell (and its net links' TAP devices) live in; created by `up`. */
+  netns: z.string().optional(),
+  restart: z.union([z.enum(RESTART_POLICIES).transform((policy) => restartSchema.parse({ policy })), restartSchema]).default(
+    () => restartSchema.parse({}),
+  ),
+  /** Start with `ivshm up` (false: only by `ivshm cell start`). */
+  autostart: z.boolean().default(true),
+});
+
+export const memberSchema = z.strictObject({
+  cell: z.string(),
+  /** Peer ID on the link; omitted IDs take the lowest free one in order. */
+  id: z.int().min(0).optional(),
+  // Repetitions of link parameters (Jailhouse style); must agree with the link (g.37).
+  peers: z.int().optional(),
+  vectors: z.int().optional(),
+  protocol: intOrHex.optional(),
+  outputSize: size.optional(),
+  rwSize: size.optional(),
+  stateSize: size.optional(),
+  // net links only
+  /** Interface name of this member's TAP device (default: the link name). */
+  interface: z.string().optional(),
+  /** Address with prefix, e.g. 10.19.0.1/24. */
+  address: z.string().optional(),
+  mac: z.string().optional(),
+});
+
+export const linkSchema = z.strictObject({
+  name: z.string(),
+  kind: z.enum(LINK_KINDS),
+  /** MAX_PEERS; default: the number of members, at least 2. */
+  peers: z.int().optional(),
+  /** Interrupt vectors per peer; default 2 for net (c.1), 1 otherwise. */
+  vectors: z.int().optional(),
+  /** Protocol number; default per kind (net 0x0001, channel 0x4000, pubsub 0x4001, raw 0). */
+  protocol: intOrHex.optional(),
+  outputSize: size.optional(),
+  rwSize: size.default(0),
+  stateSize: size.default(4096),
+  /** net links only: MTU of both TAP devices. */
+  mtu: z.int().optional(),
+  members: z.array(memberSchema).min(1),
+});
+
+export const systemSchema = z.strictObject({
+  /** Name of the system (used for the runtime directory). */
+  name: z.string().default('ivshm'),
+  /** Where sockets live (default /run/ivshm/<name> as root, else $XDG_RUNTIME_DIR or /tmp). */
+  runtimeDir: z.string().optional(),
+  limits: z
+    .strictObject({
+      /** Upper bound for the shared memory of all links together. */
+      sharedMemory: size.default('1G'),
+    })
+    .default({ sharedMemory: '1G' }),
+  cells: z.array(cellSchema).min(1),
+  links: z.array(linkSchema).default([]),
+});
+
+export type SystemFile = z.infer<typeof systemSchema>;
+export type CellConfig = z.infer<typeof cellSchema>;
+export type LinkConfig = z.infer<typeof linkSchema>;
+export type MemberConfig = z.infer<typeof memberSchema>;
+export type RestartConfig = z.infer<typeof restartSchema>;
+
+/** Default protocol per link kind and the range a kind accepts (e.1: 0x4000-0x7FFF is the custom range). */
+export const KIND_PROTOCOL: Record<LinkKind, { default: number; min: number; max: number; what: string }> = {
+  raw: { default: 0, min: 0, max: 0xffff, what: '0x0000..0xFFFF' },
+  net: { default: 0x0001, min: 0x0001, max: 0x0001, what: '0x0001 (ivshmem-net)' },
+  channel: { default: 0x4000, min: 0x4000, max: 0x7fff, what: '0x4000..0x7FFF (user protocols)' },
+  pubsub: { default: 0x4001, min: 0x4000, max: 0x7fff, what: '0x4000..0x7FFF (user protocols)' },
+};
+
+/** Default output section size per kind: Jailhouse's net macro uses 0x7F000 (e.2). */
+export const KIND_OUTPUT_SIZE: Record<LinkKind, number> = {
+  raw: 64 * 1024,
+  net: 0x7f000,
+  channel: 256 * 1024,
+  pubsub: 256 * 1024,
+};
