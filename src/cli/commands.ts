@@ -1,8 +1,9 @@
 // One line per subcommand; each module exports register(program).
 import type { Command } from 'commander';
-import { register as registerCheck } from './check.js';
+import { register as broker } from './broker.js';
+import { register as peer } from './peer.js';
 
 export function registerCommands(program: Command): void {
-  void program;
-  registerCheck(program);
+  broker(program);
+  peer(program);
 }
