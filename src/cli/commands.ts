@@ -2,8 +2,12 @@
 import type { Command } from 'commander';
 import { register as broker } from './broker.js';
 import { register as peer } from './peer.js';
+import { register as check } from './check.js';
+import { register as qemuServer } from './qemu-server.js';
 
 export function registerCommands(program: Command): void {
   broker(program);
   peer(program);
+  check(program);
+  qemuServer(program);
 }

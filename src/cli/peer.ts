@@ -1,7 +1,8 @@
 // `ivshm peer`: join a link and stay there, printing events and taking
 // commands on stdin (issue 2 CLI contract).
 import type { Command } from 'commander';
-import { connect, type Device } from '../ivshmem/device.js';
+import { connect } from '../ivshmem/device.js';
+import { connectQemu } from '../ivshmem/qemu/client.js';
 import { parseIntIn } from '../ivshmem/layout.js';
 import { PeerShell } from './peer-shell.js';
 import { onStopSignals } from './util.js';
@@ -13,8 +14,11 @@ export function register(program: Command): void {
     .requiredOption('--socket <path>', 'broker control socket')
     .option('--id <k>', 'requested peer ID (default: lowest free)')
     .option('--json', 'one JSON object per line')
-    .action(async (o: { socket: string; id?: string; json?: boolean }) => {
-      const dev: Device = await connect({ socket: o.socket, id: o.id === undefined ? undefined : parseIntIn(o.id, 0, 0xffff, '--id') });
+    .option('--qemu', "join a QEMU ivshmem server (protocol v0; one shared region, PEER of read is ignored) instead of a broker")
+    .action(async (o: { socket: string; id?: string; json?: boolean; qemu?: boolean }) => {
+      const dev = o.qemu
+        ? await connectQemu({ socket: o.socket })
+        : await connect({ socket: o.socket, id: o.id === undefined ? undefined : parseIntIn(o.id, 0, 0xffff, '--id') });
       const shell = new PeerShell(dev, { json: !!o.json, counters: () => dev.counters });
       const quit = () => {
         dev.close();
