@@ -1,0 +1,425 @@
+// `npm run bench:net` (root): IP networking between two network namespaces
+// over three paths, measured in the same run (issue 4 "Performance"):
+//   veth   a kernel veth pair (what the kernel alone does)
+//   ivshm  TAP -> `ivshm net` -> ivshmem-net link -> `ivshm net` -> TAP
+//   socat  TAP <-> socat <-> UNIX datagram socket <-> socat <-> TAP (the do-it-yourself relay)
+// For each MTU, every path gets its own namespace pair; runs are interleaved
+// (run 1 of every path, then run 2, ...) so slow phases of this shared VM hit
+// all paths alike. Each run: ping (avg, mdev of -c 200 -i 0.01), iperf3 TCP
+// single stream and -P 2. Report: median (min-max) over the runs.
+//
+// Everything created (namespaces, veths, TAPs, processes, sockets) is removed
+// on every exit path; namespaces of an earlier run that was killed are
+// removed at start. Options: --runs N --time S --mtu 1500,16384
+// --paths veth,ivshm,socat (also ivshm-hybrid, ivshm-poll) --ping-count N
+// --output-size SIZE --out FILE (default bench/results/net-paths.md) --quick
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repo = path.resolve(here, '..', '..');
+const cli = path.join(repo, 'dist', 'src', 'cli', 'main.js');
+
+// ---------------------------------------------------------------- options
+interface Options {
+  runs: number;
+  time: number;
+  mtus: number[];
+  paths: string[];
+  pingCount: number;
+  outputSize: string;
+  out: string;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = {
+    runs: 5,
+    time: 10,
+    mtus: [1500, 16384],
+    paths: ['veth', 'ivshm', 'socat'],
+    pingCount: 200,
+    outputSize: '2M',
+    out: path.join(repo, 'bench', 'results', 'net-paths.md'),
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const v = () => {
+      const x = argv[++i];
+      if (x === undefined) throw new Error(`${a} needs a value`);
+      return x;
+    };
+    if (a === '--runs') o.runs = Number(v());
+    else if (a === '--time') o.time = Number(v());
+    else if (a === '--mtu') o.mtus = v().split(',').map(Number);
+    else if (a === '--paths') o.paths = v().split(',');
+    else if (a === '--ping-count') o.pingCount = Number(v());
+    else if (a === '--output-size') o.outputSize = v();
+    else if (a === '--out') o.out = path.resolve(v());
+    else if (a === '--quick') Object.assign(o, { runs: 1, time: 2, pingCount: 50 });
+    else if (a === '--help' || a === '-h') {
+      console.log('usage: node dist/bench/net-paths.js [--runs 5] [--time 10] [--mtu 1500,16384] ' +
+        '[--paths veth,ivshm,socat,ivshm-hybrid,ivshm-poll] [--ping-count 200] [--output-size 2M] [--out FILE] [--quick]');
+      process.exit(0);
+    } else throw new Error(`unknown option ${a} (try --help)`);
+  }
+  const known = ['veth', 'ivshm', 'ivshm-hybrid', 'ivshm-poll', 'socat'];
+  for (const p of o.paths) if (!known.includes(p)) throw new Error(`unknown path ${p}; known: ${known.join(', ')}`);
+  return o;
+}
+
+// ---------------------------------------------------------------- cleanup
+const PREFIX = 'ivb';
+const tag = `${PREFIX}${process.pid}`;
+const namespaces = new Set<string>();
+const children = new Set<ChildProcess>();
+const files = new Set<string>();
+
+function sh(cmd: string, args: string[], opts: { allowFail?: boolean } = {}): string {
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.error) throw new Error(`${cmd} not found: install it (${cmd === 'ip' ? 'iproute2' : cmd})`);
+  if (r.status !== 0 && !opts.allowFail) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+const ip = (...args: string[]) => sh('ip', args);
+const inNs = (ns: string, cmd: string, ...args: string[]) => sh('ip', ['netns', 'exec', ns, cmd, ...args]);
+
+function cleanup(): void {
+  for (const c of children) {
+    if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  }
+  children.clear();
+  for (const ns of namespaces) spawnSync('ip', ['netns', 'delete', ns]);
+  namespaces.clear();
+  for (const f of files) fs.rmSync(f, { force: true });
+  files.clear();
+}
+
+/** Remove namespaces left by an earlier run whose process is gone (kill -9). */
+function removeStale(): void {
+  const list = spawnSync('ip', ['netns', 'list'], { encoding: 'utf8' }).stdout ?? '';
+  for (const line of list.split('\n')) {
+    const name = line.split(' ')[0] ?? '';
+    const m = new RegExp(`^${PREFIX}(\\d+)[a-z]`).exec(name);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = true;
+    try {
+      process.kill(pid, 0);
+    } catch {
+      alive = false;
+    }
+    if (!alive) {
+      spawnSync('ip', ['netns', 'delete', name]);
+      console.error(`removed stale namespace ${name} of an earlier run`);
+    }
+  }
+}
+
+function makeNs(suffix: string): string {
+  const ns = `${tag}${suffix}`;
+  ip('netns', 'add', ns);
+  namespaces.add(ns);
+  ip('-n', ns, 'link', 'set', 'lo', 'up');
+  // No IPv6 chatter (router solicitations, MLD) on the measured links.
+  inNs(ns, 'sysctl', '-qw', 'net.ipv6.conf.all.disable_ipv6=1', 'net.ipv6.conf.default.disable_ipv6=1');
+  return ns;
+}
+
+function delNs(ns: string): void {
+  spawnSync('ip', ['netns', 'delete', ns]);
+  namespaces.delete(ns);
+}
+
+function start(cmd: string, args: string[], label: string): ChildProcess {
+  const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(c);
+  let log = '';
+  const keep = (d: Buffer) => {
+    log = (log + d.toString()).slice(-4000);
+  };
+  c.stdout?.on('data', keep);
+  c.stderr?.on('data', keep);
+  c.on('exit', (code, sig) => {
+    children.delete(c);
+    if (!stopping.has(c)) console.error(`${label} exited (${code ?? sig}); last output:\n${log}`);
+  });
+  (c as ChildProcess & { label: string }).label = label;
+  return c;
+}
+const stopping = new Set<ChildProcess>();
+
+async function stop(c: ChildProcess): Promise<void> {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  stopping.add(c);
+  const done = new Promise<void>((r) => c.once('exit', () => r()));
+  c.kill('SIGTERM');
+  const t = setTimeout(() => c.kill('SIGKILL'), 3000);
+  await done;
+  clearTimeout(t);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function waitFor(what: string, cond: () => boolean, ms = 15000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+const linkUp = (ns: string, dev: string) =>
+  /LOWER_UP/.test(spawnSync('ip', ['-n', ns, '-o', 'link', 'show', 'dev', dev], { encoding: 'utf8' }).stdout ?? '');
+
+// ---------------------------------------------------------------- paths
+interface Setup {
+  nsA: string;
+  nsB: string;
+  addrB: string;
+  procs: ChildProcess[];
+  describe: string;
+}
+
+let subnet = 10;
+
+async function setupVeth(mtu: number): Promise<Setup> {
+  const nsA = makeNs('va');
+  const nsB = makeNs('vb');
+  const s = subnet++;
+  ip('link', 'add', `${tag}v0`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `${tag}v1`, 'netns', nsB);
+  const [a, b] = [`${tag}v0`, `${tag}v1`];
+  ip('-n', nsA, 'link', 'set', a, 'mtu', String(mtu), 'up');
+  ip('-n', nsB, 'link', 'set', b, 'mtu', String(mtu), 'up');
+  ip('-n', nsA, 'addr', 'add', `10.250.${s}.1/24`, 'dev', a);
+  ip('-n', nsB, 'addr', 'add', `10.250.${s}.2/24`, 'dev', b);
+  await waitFor('veth carrier', () => linkUp(nsA, a) && linkUp(nsB, b));
+  return { nsA, nsB, addrB: `10.250.${s}.2`, procs: [], describe: 'ip link add … type veth' };
+}
+
+async function setupSocat(mtu: number): Promise<Setup> {
+  const nsA = makeNs('sa');
+  const nsB = makeNs('sb');
+  const s = subnet++;
+  const sockA = path.join(os.tmpdir(), `${tag}-socat-a.sock`);
+  const sockB = path.join(os.tmpdir(), `${tag}-socat-b.sock`);
+  for (const f of [sockA, sockB]) {
+    fs.rmSync(f, { force: true });
+    files.add(f);
+  }
+  const tapA = `${tag}sa`;
+  const tapB = `${tag}sb`;
+  const socat = (ns: string, tap: string, addr: string, own: string, peer: string) =>
+    start('ip', ['netns', 'exec', ns, 'socat', '-b', '65536',
+      `TUN:${addr}/24,tun-type=tap,iff-no-pi,iff-up,tun-name=${tap}`, `UNIX-SENDTO:${peer},bind=${own}`], `socat ${ns}`);
+  const pa = socat(nsA, tapA, `10.250.${s}.1`, sockA, sockB);
+  const pb = socat(nsB, tapB, `10.250.${s}.2`, sockB, sockA);
+  await waitFor('socat TAPs', () => linkUp(nsA, tapA) && linkUp(nsB, tapB) && fs.existsSync(sockA) && fs.existsSync(sockB));
+  ip('-n', nsA, 'link', 'set', tapA, 'mtu', String(mtu));
+  ip('-n', nsB, 'link', 'set', tapB, 'mtu', String(mtu));
+  return {
+    nsA, nsB, addrB: `10.250.${s}.2`, procs: [pa, pb],
+    describe: 'socat -b 65536 TUN:…,tun-type=tap,iff-no-pi,iff-up UNIX-SENDTO:peer,bind=own',
+  };
+}
+
+async function setupIvshm(mtu: number, wait: string, outputSize: string): Promise<Setup> {
+  const suffix = wait === 'event' ? 'i' : wait[0]!;
+  const nsA = makeNs(`${suffix}a`);
+  const nsB = makeNs(`${suffix}b`);
+  const s = subnet++;
+  const sock = path.join(os.tmpdir(), `${tag}-${wait}.sock`);
+  files.add(sock);
+  const broker = start(process.execPath, [cli, 'broker', '--socket', sock, '--peers', '2', '--output-size', outputSize,
+    '--vectors', '2', '--protocol', '1'], `broker (${wait})`);
+  await waitFor('broker socket', () => fs.existsSync(sock));
+  const tapA = `${tag}${suffix}a`;
+  const tapB = `${tag}${suffix}b`;
+  const net = (ns: string, tap: string, addr: string, id: string) =>
+    start(process.execPath, [cli, 'net', '--socket', sock, '--id', id, '--tap', tap, '--netns', ns, '--address', `${addr}/24`,
+      '--mtu', String(mtu), '--wait', wait], `ivshm net ${ns}`);
+  const pa = net(nsA, tapA, `10.250.${s}.1`, '0');
+  const pb = net(nsB, tapB, `10.250.${s}.2`, '1');
+  await waitFor('ivshm carrier on both TAPs', () => linkUp(nsA, tapA) && linkUp(nsB, tapB), 30000);
+  return {
+    nsA, nsB, addrB: `10.250.${s}.2`, procs: [pa, pb, broker],
+    describe: `ivshm broker --peers 2 --output-size ${outputSize} --vectors 2 --protocol 1; ivshm net --tap … --netns … --mtu ${mtu} --wait ${wait}`,
+  };
+}
+
+function setupPath(name: string, mtu: number, o: Options): Promise<Setup> {
+  if (name === 'veth') return setupVeth(mtu);
+  if (name === 'socat') return setupSocat(mtu);
+  return setupIvshm(mtu, name === 'ivshm' ? 'event' : name.slice('ivshm-'.length), o.outputSize);
+}
+
+async function teardown(s: Setup): Promise<void> {
+  for (const p of s.procs) await stop(p);
+  delNs(s.nsA);
+  delNs(s.nsB);
+}
+
+// ---------------------------------------------------------------- measurements
+interface Sample {
+  pingAvgUs: number;
+  pingMdevUs: number;
+  tcpGbps: number;
+  tcp2Gbps: number;
+}
+
+function ping(s: Setup, count: number): { avg: number; mdev: number } {
+  const out = inNs(s.nsA, 'ping', '-c', String(count), '-i', '0.01', '-q', s.addrB);
+  const m = /= [\d.]+\/([\d.]+)\/[\d.]+\/([\d.]+) ms/.exec(out);
+  if (!m) throw new Error(`cannot parse ping output:\n${out}`);
+  return { avg: Number(m[1]) * 1000, mdev: Number(m[2]) * 1000 };
+}
+
+function iperf(s: Setup, seconds: number, streams: number): number {
+  const r = spawnSync('ip', ['netns', 'exec', s.nsA, 'iperf3', '-c', s.addrB, '-p', '5201', '-t', String(seconds), '-P', String(streams), '-J'],
+    { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  let j: { end?: { sum_received?: { bits_per_second?: number } }; error?: string };
+  try {
+    j = JSON.parse(r.stdout) as typeof j;
+  } catch {
+    throw new Error(`iperf3 gave no JSON (status ${r.status}): ${r.stderr}`);
+  }
+  if (j.error) throw new Error(`iperf3: ${j.error}`);
+  return (j.end?.sum_received?.bits_per_second ?? NaN) / 1e9;
+}
+
+function measure(s: Setup, o: Options): Sample {
+  const p = ping(s, o.pingCount);
+  return { pingAvgUs: p.avg, pingMdevUs: p.mdev, tcpGbps: iperf(s, o.time, 1), tcp2Gbps: iperf(s, o.time, 2) };
+}
+
+// ---------------------------------------------------------------- report
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const n = s.length;
+  return n === 0 ? NaN : n % 2 ? s[(n - 1) / 2]! : (s[n / 2 - 1]! + s[n / 2]!) / 2;
+};
+const fmt = (xs: number[], digits: number) => {
+  const f = (x: number) => x.toFixed(digits);
+  const ok = xs.filter((x) => Number.isFinite(x));
+  if (ok.length === 0) return 'failed';
+  return ok.length === 1 ? f(ok[0]!) : `${f(median(ok))} (${f(Math.min(...ok))}–${f(Math.max(...ok))})`;
+};
+
+function machine(): string {
+  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
+  const ver = (cmd: string, args: string[], re: RegExp) =>
+    (spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '').split('\n').find((l) => re.test(l))?.trim() ?? `${cmd} ?`;
+  return `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}, ` +
+    `${ver('iperf3', ['--version'], /^iperf/)}, ${ver('socat', ['-V'], /socat version/).replace(/ on .*$/, '')}`;
+}
+
+function report(o: Options, results: Map<string, Sample[]>, describes: Map<string, string>, started: Date, errors: string[]): string {
+  const lines: string[] = [];
+  lines.push(`## IP between two network namespaces: veth vs ivshm vs socat relay`, '');
+  lines.push(`Measured ${started.toISOString()} on ${machine()}.`);
+  lines.push(`Command: \`${['node', 'dist/bench/net-paths.js', ...process.argv.slice(2)].join(' ')}\`. ` +
+    `Each cell: median (min–max) over ${o.runs} run(s); runs of all paths interleaved. ` +
+    `Ping: \`ping -c ${o.pingCount} -i 0.01 -q\` avg and mdev in µs. TCP: \`iperf3 -t ${o.time}\` (-P 1 and -P 2), Gbit/s received. ` +
+    'IPv6 is disabled in the namespaces; each path has its own namespace pair.', '');
+  lines.push('| path | MTU | ping avg µs | ping mdev µs | TCP Gbit/s | TCP -P 2 Gbit/s | TCP vs veth | ping vs veth |');
+  lines.push('|---|---|---|---|---|---|---|---|');
+  for (const mtu of o.mtus) {
+    const veth = results.get(`veth/${mtu}`);
+    for (const p of o.paths) {
+      const xs = results.get(`${p}/${mtu}`) ?? [];
+      const tcp = median(xs.map((x) => x.tcpGbps));
+      const pingAvg = median(xs.map((x) => x.pingAvgUs));
+      const rel = (a: number, b: number | undefined, d: number) =>
+        b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || p === 'veth' ? '' : `${(a / b).toFixed(d)}×`;
+      lines.push(`| ${p} | ${mtu} | ${fmt(xs.map((x) => x.pingAvgUs), 0)} | ${fmt(xs.map((x) => x.pingMdevUs), 0)} | ` +
+        `${fmt(xs.map((x) => x.tcpGbps), 2)} | ${fmt(xs.map((x) => x.tcp2Gbps), 2)} | ` +
+        `${rel(tcp, veth ? median(veth.map((x) => x.tcpGbps)) : undefined, 2)} | ${rel(pingAvg, veth ? median(veth.map((x) => x.pingAvgUs)) : undefined, 2)} |`);
+    }
+  }
+  lines.push('', 'Setups:', '');
+  for (const [k, v] of describes) lines.push(`- ${k}: \`${v}\``);
+  if (errors.length) {
+    lines.push('', 'Errors during the run:', '');
+    for (const e of errors) lines.push(`- ${e}`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
+
+// ---------------------------------------------------------------- main
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  if (process.getuid?.() !== 0) {
+    console.error('bench:net needs root: it creates network namespaces, veth pairs and TAP devices');
+    process.exit(2);
+  }
+  for (const tool of ['ip', 'ping', 'iperf3', ...(o.paths.includes('socat') ? ['socat'] : [])]) {
+    if (spawnSync(tool, ['-V']).error) {
+      console.error(`bench:net needs ${tool}: apt-get install ${tool === 'ip' ? 'iproute2' : tool === 'ping' ? 'iputils-ping' : tool}`);
+      process.exit(2);
+    }
+  }
+  if (o.paths.some((p) => p.startsWith('ivshm')) && !fs.existsSync(cli)) {
+    console.error(`${cli} is missing: build first (npx tsc -p .)`);
+    process.exit(2);
+  }
+  removeStale();
+  const started = new Date();
+  const results = new Map<string, Sample[]>();
+  const describes = new Map<string, string>();
+  const errors: string[] = [];
+  for (const mtu of o.mtus) {
+    const setups = new Map<string, Setup>();
+    for (const p of o.paths) {
+      try {
+        const s = await setupPath(p, mtu, o);
+        // One iperf3 server per path, in the B namespace.
+        s.procs.unshift(start('ip', ['netns', 'exec', s.nsB, 'iperf3', '-s', '-p', '5201'], `iperf3 server ${s.nsB}`));
+        setups.set(p, s);
+        describes.set(p, s.describe);
+      } catch (err) {
+        errors.push(`${p} MTU ${mtu}: setup failed: ${(err as Error).message}`);
+        console.error(`${p} MTU ${mtu}: setup failed: ${(err as Error).message}`);
+      }
+    }
+    await sleep(500); // iperf3 servers listening
+    for (let run = 1; run <= o.runs; run++) {
+      for (const [p, s] of setups) {
+        const key = `${p}/${mtu}`;
+        try {
+          const x = measure(s, o);
+          (results.get(key) ?? results.set(key, []).get(key)!).push(x);
+          console.error(`run ${run}/${o.runs} ${p.padEnd(12)} MTU ${String(mtu).padStart(5)}: ping ${x.pingAvgUs.toFixed(0)} µs ` +
+            `(mdev ${x.pingMdevUs.toFixed(0)}), TCP ${x.tcpGbps.toFixed(2)} Gbit/s, -P 2 ${x.tcp2Gbps.toFixed(2)} Gbit/s`);
+        } catch (err) {
+          errors.push(`${p} MTU ${mtu} run ${run}: ${(err as Error).message}`);
+          console.error(`run ${run} ${p} MTU ${mtu} failed: ${(err as Error).message}`);
+        }
+      }
+    }
+    for (const s of setups.values()) await teardown(s);
+  }
+  const text = report(o, results, describes, started, errors);
+  fs.mkdirSync(path.dirname(o.out), { recursive: true });
+  fs.writeFileSync(o.out, text);
+  const raw = o.out.replace(/\.md$/, '') + '.json';
+  fs.writeFileSync(raw, JSON.stringify({ started, options: o, machine: machine(), results: Object.fromEntries(results), errors }, null, 2));
+  console.log(text);
+  console.error(`wrote ${path.relative(process.cwd(), o.out)} and ${path.relative(process.cwd(), raw)}`);
+}
+
+process.on('exit', cleanup);
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+  process.on(sig, () => {
+    console.error(`bench:net: ${sig}, cleaning up`);
+    cleanup();
+    process.exit(130);
+  });
+}
+main().catch((err: unknown) => {
+  console.error(`bench:net failed: ${err instanceof Error ? err.message : String(err)}`);
+  cleanup();
+  process.exit(1);
+});
