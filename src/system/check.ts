@@ -17,16 +17,20 @@ import fs from 'node:fs';
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { LineCounter, parseDocument } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { MAX_PEERS_LIMIT, MAX_VECTORS, MIN_PEERS, PAGE } from '../ivshmem/layout.js';
 import {
+  cellSchema,
   KIND_OUTPUT_SIZE,
   KIND_PROTOCOL,
-  systemSchema,
+  linkShellSchema,
+  memberSchema,
+  systemShellSchema,
   type CellConfig,
+  type LinkConfig,
+  type MemberConfig,
   type LinkKind,
   type RestartConfig,
-  type SystemFile,
 } from './config-schema.js';
 import { netQueueSizing } from './net-sizing.js';
 
@@ -189,20 +193,65 @@ export function checkSystem(
   const add = (path: PropertyKey[], message: string): void => {
     problems.push({ path: pathText(path), message, ...locate(path) });
   };
-  const parsed = systemSchema.safeParse(data);
-  if (!parsed.success) {
-    for (const issue of parsed.error.issues) for (const p of zodMessage(issue)) add(p.path, p.message);
+  const shell = systemShellSchema.safeParse(data, { reportInput: true });
+  if (!shell.success) {
+    for (const issue of shell.error.issues) for (const p of zodMessage(issue)) add(p.path, p.message);
     return finish(file, problems);
   }
-  const sys: SystemFile = parsed.data;
+  // Parse each element on its own: a broken one is reported and left out of
+  // the cross checks, the others are still checked.
+  const parseAt = <T>(schema: z.ZodType<T>, value: unknown, at: PropertyKey[]): T | undefined => {
+    const r = schema.safeParse(value, { reportInput: true });
+    if (r.success) return r.data;
+    for (const issue of r.error.issues) for (const p of zodMessage(issue)) add([...at, ...p.path], p.message);
+    return undefined;
+  };
+  const sys = { ...shell.data, cells: [] as CellConfig[], links: [] as LinkConfig[] };
+  const linkPaths: number[] = [];
+  const cellPaths: number[] = [];
+  const knownCells = new Set<string>();
+  shell.data.cells.forEach((raw, i) => {
+    const c = parseAt(cellSchema, raw, ['cells', i]);
+    if (c) {
+      sys.cells.push(c);
+      cellPaths.push(i);
+    }
+    // A cell with other faults still exists for the references to it.
+    const name = (raw as { name?: unknown } | null)?.name;
+    if (typeof name === 'string') knownCells.add(name);
+  });
+  const memberPaths = new Map<LinkConfig, number[]>();
+  shell.data.links.forEach((raw, i) => {
+    const l = parseAt(linkShellSchema, raw, ['links', i]);
+    if (!l) return;
+    const members: MemberConfig[] = [];
+    const paths: number[] = [];
+    l.members.forEach((m, mi) => {
+      const pm = parseAt(memberSchema, m, ['links', i, 'members', mi]);
+      if (pm) {
+        members.push(pm);
+        paths.push(mi);
+      } else {
+        const cell = (m as { cell?: unknown } | null)?.cell;
+        if (typeof cell === 'string' && !knownCells.has(cell)) {
+          add(['links', i, 'members', mi, 'cell'], `unknown cell ${JSON.stringify(cell)}; the cells are ${[...knownCells].join(', ')}`);
+        }
+      }
+    });
+    const link: LinkConfig = { ...l, members };
+    memberPaths.set(link, paths);
+    sys.links.push(link);
+    linkPaths.push(i);
+  });
 
   // Cells: names, namespaces.
   const cellIndex = new Map<string, number>();
-  sys.cells.forEach((c, i) => {
+  sys.cells.forEach((c, ci) => {
+    const i = cellPaths[ci]!;
     if (!NAME_RE.test(c.name)) add(['cells', i, 'name'], `${JSON.stringify(c.name)} is not a valid cell name: ${NAME_RULE}`);
     const first = cellIndex.get(c.name);
-    if (first !== undefined) add(['cells', i, 'name'], `duplicate cell name ${JSON.stringify(c.name)} (first at cells[${first}])`);
-    else cellIndex.set(c.name, i);
+    if (first !== undefined) add(['cells', i, 'name'], `duplicate cell name ${JSON.stringify(c.name)} (first at cells[${cellPaths[first]}])`);
+    else cellIndex.set(c.name, ci);
     if (c.netns !== undefined && !NAME_RE.test(c.netns)) {
       add(['cells', i, 'netns'], `${JSON.stringify(c.netns)} is not a valid network namespace name: ${NAME_RULE}`);
     }
@@ -219,7 +268,8 @@ export function checkSystem(
   const ifnames = new Map<string, string>();
 
   sys.links.forEach((l, li) => {
-    const lp: PropertyKey[] = ['links', li];
+    const lp: PropertyKey[] = ['links', linkPaths[li]!];
+    const mPaths = memberPaths.get(l)!;
     if (!NAME_RE.test(l.name)) add([...lp, 'name'], `${JSON.stringify(l.name)} is not a valid link name: ${NAME_RULE}`);
     const firstLink = linkIndex.get(l.name);
     if (firstLink !== undefined) add([...lp, 'name'], `duplicate link name ${JSON.stringify(l.name)} (first at links[${firstLink}])`);
@@ -250,7 +300,7 @@ export function checkSystem(
     if (l.kind === 'net') {
       // c.1: ivshmem-net joins exactly two peers and needs an output section.
       if (l.peers !== undefined && peers !== 2) add([...lp, 'peers'], `an ivshmem-net link joins exactly 2 peers, not ${peers}`);
-      if (vectors > 2) add([...lp, 'vectors'], `an ivshmem-net link uses 1 or 2 vectors (state, TX/RX), not ${vectors}`);
+      if (vectors > 2 && vectors <= MAX_VECTORS) add([...lp, 'vectors'], `an ivshmem-net link uses 1 or 2 vectors (state, TX/RX), not ${vectors}`);
       const sizing = outputSize % PAGE === 0 ? netQueueSizing(outputSize) : null;
       if (outputSize % PAGE === 0 && !sizing) {
         add([...lp, 'outputSize'], `${outputSize} bytes cannot hold an ivshmem-net queue (ring plus 4 minimum frames); use at least ${PAGE} (Jailhouse uses 0x7F000)`);
@@ -275,17 +325,17 @@ export function checkSystem(
     const byId = new Map<number, number>();
     const byCell = new Map<string, number>();
     l.members.forEach((m, mi) => {
-      const mp: PropertyKey[] = [...lp, 'members', mi];
-      if (!cellIndex.has(m.cell)) {
-        add([...mp, 'cell'], `unknown cell ${JSON.stringify(m.cell)}; the cells are ${[...cellIndex.keys()].join(', ')}`);
+      const mp: PropertyKey[] = [...lp, 'members', mPaths[mi]!];
+      if (!knownCells.has(m.cell)) {
+        add([...mp, 'cell'], `unknown cell ${JSON.stringify(m.cell)}; the cells are ${[...knownCells].join(', ')}`);
       }
       const again = byCell.get(m.cell);
-      if (again !== undefined) add([...mp, 'cell'], `cell ${JSON.stringify(m.cell)} is already members[${again}] of this link; a cell joins a link once`);
+      if (again !== undefined) add([...mp, 'cell'], `cell ${JSON.stringify(m.cell)} is already members[${mPaths[again]}] of this link; a cell joins a link once`);
       else byCell.set(m.cell, mi);
       if (m.id !== undefined) {
         if (m.id >= peers) add([...mp, 'id'], `ID ${m.id} is outside 0..${peers - 1} (the link has ${peers} peers)`);
         const taken = byId.get(m.id);
-        if (taken !== undefined) add([...mp, 'id'], `ID ${m.id} is already taken by members[${taken}] (cell ${JSON.stringify(l.members[taken]!.cell)})`);
+        if (taken !== undefined) add([...mp, 'id'], `ID ${m.id} is already taken by members[${mPaths[taken]}] (cell ${JSON.stringify(l.members[taken]!.cell)})`);
         else byId.set(m.id, mi);
       }
       const repeat: [string, number | string | undefined, number][] = [
@@ -325,7 +375,7 @@ export function checkSystem(
 
     if (l.kind === 'net') {
       l.members.forEach((m, mi) => {
-        const mp: PropertyKey[] = [...lp, 'members', mi];
+        const mp: PropertyKey[] = [...lp, 'members', mPaths[mi]!];
         const r = members[mi]!;
         const ns = nsOf(m.cell);
         const ifname = m.interface ?? l.name;
@@ -399,6 +449,8 @@ export function checkSystem(
 }
 
 function finish(file: string, problems: Problem[]): CheckResult {
+  // In file order, so the list reads top to bottom (sort is stable for equal positions).
+  problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
   return { file, problems };
 }
 

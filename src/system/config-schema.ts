@@ -101,6 +101,14 @@ export const systemSchema = z.strictObject({
   links: z.array(linkSchema).default([]),
 });
 
+// The checker parses in layers, so one bad cell or member does not hide the
+// problems of the others: the shell first, then each cell, link and member.
+export const systemShellSchema = systemSchema.extend({
+  cells: z.array(z.unknown()).min(1),
+  links: z.array(z.unknown()).default([]),
+});
+export const linkShellSchema = linkSchema.extend({ members: z.array(z.unknown()).min(1) });
+
 export type SystemFile = z.infer<typeof systemSchema>;
 export type CellConfig = z.infer<typeof cellSchema>;
 export type LinkConfig = z.infer<typeof linkSchema>;
