@@ -6,6 +6,22 @@ import { EventEmitter } from 'node:events';
 import { ConfigError } from '../errors.js';
 import type { EndpointEvents, SectionSizes } from './endpoint.js';
 
+// Register offsets of BAR0 (ivshmem-v2-notes.md a.5).
+export const IVSHM_REG_ID = 0x00;
+export const IVSHM_REG_MAX_PEERS = 0x04;
+export const IVSHM_REG_INT_CONTROL = 0x08;
+export const IVSHM_REG_DOORBELL = 0x0c;
+export const IVSHM_REG_STATE = 0x10;
+/** The register region is one 4 KiB page (Jailhouse's small BAR0). */
+export const IVSHM_REG_REGION_SIZE = 0x1000;
+
+function checkRegisterOffset(offset: number): number {
+  if (!Number.isInteger(offset) || offset < 0 || offset >= IVSHM_REG_REGION_SIZE || offset % 4 !== 0) {
+    throw new ConfigError(`register offset ${offset} is not an aligned 32-bit offset inside the 4 KiB register region`, 'IVSHM_ERR_INVALID_ARGUMENT');
+  }
+  return offset;
+}
+
 export interface EndpointCounters {
   /** Delivered interrupts per vector. */
   interrupts: number[];
@@ -65,6 +81,48 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
         this.stateCache[k] = value;
         if (k !== this.id) this.emit('state', { peer: k, value, previous });
       }
+    }
+  }
+
+  abstract readonly state: number;
+  abstract setState(value: number): void;
+  abstract ring(peer: number, vector: number): boolean;
+
+  /**
+   * The register region (BAR0) as a guest sees it (ivshmem-v2-notes.md a.5):
+   * aligned 32-bit accesses only; unbacked offsets read 0 and ignore writes;
+   * DOORBELL reads 0 (g.2).
+   */
+  readRegister(offset: number): number {
+    switch (checkRegisterOffset(offset)) {
+      case IVSHM_REG_ID:
+        return this.id;
+      case IVSHM_REG_MAX_PEERS:
+        return this.maxPeers;
+      case IVSHM_REG_INT_CONTROL:
+        return this.intControl ? 1 : 0;
+      case IVSHM_REG_STATE:
+        return this.state;
+      default:
+        return 0;
+    }
+  }
+
+  writeRegister(offset: number, value: number): void {
+    value = value >>> 0;
+    switch (checkRegisterOffset(offset)) {
+      case IVSHM_REG_INT_CONTROL:
+        this.intControl = (value & 1) === 1;
+        return;
+      case IVSHM_REG_DOORBELL:
+        // bits 0-15 vector, bits 16-31 target ID
+        this.ring(value >>> 16, value & 0xffff);
+        return;
+      case IVSHM_REG_STATE:
+        this.setState(value);
+        return;
+      default:
+        return; // read-only or unbacked: writes are ignored
     }
   }
 
