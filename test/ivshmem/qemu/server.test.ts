@@ -1,0 +1,229 @@
+// QemuServer / `ivshm qemu-server` against our client and against a raw
+// socket that checks the bytes and fds of §2 (qemu-ivshmem-notes.md) one by
+// one: order, values, fd kinds, ID allocation, disconnects, sizes, cleanup.
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import fs from 'node:fs';
+import { test } from 'node:test';
+import { ConfigError, IvshmError } from '../../../src/errors.js';
+import { connectQemu, type QemuEndpoint } from '../../../src/ivshmem/qemu/client.js';
+import { QemuMessageReader, type QemuMessage } from '../../../src/ivshmem/qemu/protocol.js';
+import { qemuShmSize, QemuServer } from '../../../src/ivshmem/qemu/server.js';
+import { closeFd, eventfdSignal, fdSize, sendMessage, unixConnect, watchReadable } from '../../../src/sys/index.js';
+import { fdTarget } from '../../../src/sys/posix-shm.js';
+import { PeerProc, stopAllPeers, tmpSocket, until } from '../../helpers/peer-proc.js';
+
+async function withServer<T>(opts: { vectors?: number; size?: number | string; shm?: string }, body: (srv: QemuServer, socket: string, log: string[]) => Promise<T>): Promise<T> {
+  const socket = tmpSocket('qemu-server');
+  const log: string[] = [];
+  const srv = new QemuServer({ socket, ...opts, log: (l) => log.push(l) });
+  await srv.start();
+  try {
+    return await body(srv, socket, log);
+  } finally {
+    await srv.stop();
+    assert.equal(fs.existsSync(socket), false, 'socket path removed on stop');
+  }
+}
+
+/** Read `n` messages from a raw protocol socket. */
+function readMessages(sock: number, n: number): Promise<QemuMessage[]> {
+  const reader = new QemuMessageReader(sock);
+  const got: QemuMessage[] = [];
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      w.close();
+      reject(new Error(`watchdog: got ${got.length} of ${n} messages`));
+    }, 10000);
+    const w = watchReadable(sock, () => {
+      for (;;) {
+        const r = reader.next();
+        if (r.kind !== 'message') break;
+        got.push(r.msg);
+        if (got.length === n) {
+          clearTimeout(t);
+          w.close();
+          resolve(got);
+          return;
+        }
+      }
+    });
+  });
+}
+
+const shape = (msgs: QemuMessage[]) => msgs.map((m) => [Number(m.value), m.fds.map((fd) => (fdTarget(fd) ?? '?').replace(/ \(deleted\)$/, ''))]);
+
+test('a new client gets version, ID, shm, the others\' vectors, then its own, in that order (§2)', { timeout: 20000 }, async () => {
+  await withServer({ vectors: 2, size: 1000000 }, async (srv, socket) => {
+    const a = await connectQemu({ socket });
+    assert.equal(a.id, 0);
+    assert.equal(a.vectors, 2);
+    assert.equal(a.rw.length, 1048576, '1,000,000 bytes rounded up to a power of two');
+    const joined = once(a, 'peer-joined');
+    const raw = unixConnect(socket, 'stream');
+    const msgs = await readMessages(raw, 3 + 1 * 2 + 2);
+    try {
+      assert.deepEqual(shape(msgs), [
+        [0, []],
+        [1, []],
+        [-1, ['/memfd:ivshm:qemu:shm']],
+        [0, ['anon_inode:[eventfd]']],
+        [0, ['anon_inode:[eventfd]']],
+        [1, ['anon_inode:[eventfd]']],
+        [1, ['anon_inode:[eventfd]']],
+      ]);
+      assert.equal(fdSize(msgs[2]!.fds[0]!), 1048576);
+      assert.equal(((await joined) as [{ peer: number }])[0].peer, 1, 'the existing peer is told about the new one');
+      assert.deepEqual(a.peers(), [0, 1]);
+      assert.deepEqual(srv.peers(), [0, 1]);
+      // The eventfd sent as "peer 0, vector 1" is the one peer 0 waits on.
+      const irq = once(a, 'interrupt');
+      assert.equal(eventfdSignal(msgs[4]!.fds[0]!), true);
+      assert.equal(((await irq) as [{ vector: number }])[0].vector, 1);
+      // And peer 0 can ring the raw client's vector 0 (its own message 6).
+      assert.equal(a.ring(1, 0), true);
+      assert.equal(a.ring(1, 2), false);
+    } finally {
+      for (const m of msgs) m.fds.forEach(closeFd);
+      closeFd(raw);
+      a.close();
+    }
+  });
+});
+
+test('IDs are monotonic and not reused at once; any byte from a client is its disconnect', { timeout: 20000 }, async () => {
+  await withServer({}, async (srv, socket, log) => {
+    const a = await connectQemu({ socket });
+    const b = await connectQemu({ socket });
+    assert.deepEqual([a.id, b.id], [0, 1]);
+    const gone = once(a, 'peer-gone');
+    b.close();
+    assert.equal(((await gone) as [{ peer: number }])[0].peer, 1);
+    const c = await connectQemu({ socket });
+    assert.equal(c.id, 2, 'ID 1 is not reused right away');
+
+    // A client that sends bytes is disconnected and the others are told.
+    const raw = unixConnect(socket, 'stream');
+    await until(() => srv.peers().length === 3, 'raw client admitted');
+    const rawId = srv.peers()[2]!;
+    assert.equal(rawId, 3);
+    await until(() => a.peers().includes(3), 'peer 3 known to a');
+    const gone3 = once(a, 'peer-gone');
+    assert.equal(sendMessage(raw, Buffer.from('x')), 0);
+    assert.equal(((await gone3) as [{ peer: number }])[0].peer, 3);
+    assert.deepEqual(srv.peers(), [0, 2]);
+    assert.ok(log.some((l) => /peer 3 left: sent 1 byte\(s\); clients of this protocol never send/.test(l)), log.join('\n'));
+    assert.ok(log.some((l) => /peer 1 left: EOF/.test(l)), log.join('\n'));
+    closeFd(raw);
+    a.close();
+    c.close();
+  });
+});
+
+test('our client against our server: shared memory both ways, rings per vector, INT_CONTROL and one-shot', { timeout: 20000 }, async () => {
+  await withServer({ vectors: 3, size: '64K' }, async (_srv, socket) => {
+    const a = await connectQemu({ socket, vectors: 3 });
+    const b = await connectQemu({ socket, vectors: 3 });
+    try {
+      await until(() => a.peers().includes(b.id), 'a knows b');
+      a.output.write('from a', 0);
+      b.output.write('from b', 100);
+      assert.equal(b.readOutput(a.id, 0, 6).toString(), 'from a');
+      assert.equal(a.readOutput(b.id, 100, 6).toString(), 'from b');
+      for (const v of [2, 0, 1]) {
+        const irq = once(b, 'interrupt');
+        assert.equal(a.ring(b.id, v), true);
+        assert.equal(((await irq) as [{ vector: number }])[0].vector, v);
+      }
+      // INT_CONTROL 0: dropped, counted, not replayed.
+      b.intControl = false;
+      a.ring(b.id, 1);
+      await until(() => b.counters.suppressed === 1, 'suppressed count');
+      b.intControl = true;
+      b.oneShot = true;
+      const irq = once(b, 'interrupt');
+      a.ring(b.id, 0);
+      await irq;
+      assert.equal(b.intControl, false, 'one-shot clears INT_CONTROL on delivery');
+      assert.deepEqual(b.counters.interrupts, [2, 1, 1]);
+      assert.equal(a.counters.doorbellsSent, 5);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
+
+test('sizes are rounded up to a power of two of at least a page; bad options are refused', () => {
+  assert.equal(qemuShmSize(1), 4096);
+  assert.equal(qemuShmSize(4096), 4096);
+  assert.equal(qemuShmSize(4097), 8192);
+  assert.equal(qemuShmSize(3 * 1024 * 1024), 4 * 1024 * 1024);
+  assert.throws(() => new QemuServer({ socket: '/tmp/x.sock', vectors: 0 }), ConfigError);
+  assert.throws(() => new QemuServer({ socket: '/tmp/x.sock', vectors: 65 }), /1\.\.64/);
+  assert.throws(() => new QemuServer({ socket: '/tmp/x.sock', size: 'lots' }), /--size/);
+  assert.throws(() => new QemuServer({ socket: '/tmp/x.sock', shm: 'a/b' }), /shm name/);
+});
+
+test('--shm keeps the memory in /dev/shm/NAME, refuses an existing one, and removes it on stop', { timeout: 20000 }, async () => {
+  const name = `ivshm-test-qemu-${process.pid}`;
+  await withServer({ shm: name, size: '8K' }, async (_srv, socket) => {
+    assert.equal(fs.statSync(`/dev/shm/${name}`).size, 8192);
+    const a = await connectQemu({ socket });
+    a.rw.write('shm!', 0);
+    assert.equal(fs.readFileSync(`/dev/shm/${name}`).subarray(0, 4).toString(), 'shm!');
+    const second = new QemuServer({ socket: tmpSocket('qemu-server'), shm: name });
+    await assert.rejects(second.start(), (e: unknown) => e instanceof IvshmError && /EEXIST/.test(e.message));
+    await second.stop();
+    a.close();
+  });
+  assert.equal(fs.existsSync(`/dev/shm/${name}`), false);
+});
+
+test('a second server on a live socket is refused', { timeout: 20000 }, async () => {
+  await withServer({}, async (_srv, socket) => {
+    const other = new QemuServer({ socket });
+    await assert.rejects(other.start(), /in use by a running server/);
+    await other.stop();
+  });
+});
+
+test('ivshm qemu-server: logs every client with a reason; SIGTERM disconnects all and removes socket and /dev/shm object', { timeout: 30000 }, async (t) => {
+  t.after(stopAllPeers);
+  const socket = tmpSocket('qemu-cli');
+  const name = `ivshm-test-qemu-cli-${process.pid}`;
+  const srv = await PeerProc.start(socket, { args: ['qemu-server', '--socket', socket, '--size', '100K', '--vectors', '2', '--shm', name, '--json'], wait: false });
+  await srv.waitFor((e) => e.event === 'non-json' || typeof e.message === 'string', 'listening line');
+  await until(() => fs.existsSync(socket), 'socket created');
+  const a: QemuEndpoint = await connectQemu({ socket });
+  assert.equal(a.rw.length, 131072);
+  const peer = await PeerProc.start(socket, { args: ['peer', '--qemu', '--socket', socket, '--json'] });
+  assert.equal(peer.id, 1);
+  const w = await peer.run('write 16 hello qemu');
+  assert.equal(w.event, 'ok');
+  assert.equal(a.rw.subarray(16, 26).toString(), 'hello qemu');
+  a.rw.write('ABCD', 40);
+  const r = await peer.run('read 777 40 4');
+  assert.equal(r.text, 'ABCD', 'read PEER OFFSET LEN ignores PEER in QEMU mode');
+  const irq = once(a, 'interrupt');
+  const ring = await peer.run('ring 0 1');
+  assert.equal(ring.delivered, true);
+  assert.equal(((await irq) as [{ vector: number }])[0].vector, 1);
+  const st = await peer.run('state 3');
+  assert.equal(st.event, 'error');
+  assert.equal(st.code, 'IVSHM_ERR_NOT_SUPPORTED');
+  a.ring(1, 0);
+  await peer.waitFor((e) => e.event === 'interrupt' && e.vector === 0, 'interrupt at the CLI peer');
+  const closed = once(a, 'close');
+  srv.child.kill('SIGTERM');
+  const exit = await srv.exited;
+  assert.equal(exit.code, 0);
+  assert.equal(((await closed) as [{ reason: string }])[0].reason, 'server closed the connection');
+  await peer.waitFor((e) => e.event === 'closed', 'CLI peer sees the server go');
+  assert.equal(fs.existsSync(socket), false);
+  assert.equal(fs.existsSync(`/dev/shm/${name}`), false);
+  const messages = srv.events.map((e) => String(e.message ?? ''));
+  assert.ok(messages.some((m) => /^peer 0 connected \(pid \d+/.test(m)), messages.join('\n'));
+  assert.ok(messages.some((m) => m === 'peer 0 left: server stopping'), messages.join('\n'));
+  assert.ok(messages.some((m) => m === 'peer 1 left: server stopping'), messages.join('\n'));
+});
