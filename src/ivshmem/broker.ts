@@ -250,7 +250,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       } catch (err) {
         if (!(err instanceof IvshmError)) throw err;
         this.counters.violations++;
-        return this.drop(client, `protocol violation: ${err.message}`, GONE.PROTOCOL_VIOLATION);
+        return this.drop(client, err.message, GONE.PROTOCOL_VIOLATION);
       }
     }
   }
@@ -430,7 +430,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
       if (log && reason) this.log(code === GONE.LEFT ? 'info' : 'warn', `peer ${client.id} ${code === GONE.LEFT ? 'left' : goneReasonText(code)}: ${reason}`);
       this.emit('peer-left', { id: client.id, reason: reason ?? goneReasonText(code) });
     } else if (log && reason) {
-      this.log('warn', `dropped ${this.who(client)}: ${reason}`);
+      this.log('warn', `dropped ${this.who(client)}: ${code === GONE.PROTOCOL_VIOLATION ? 'protocol violation: ' : ''}${reason}`);
     }
     if (this.byId.size === 0) this.releaseMemory();
   }
