@@ -354,7 +354,7 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
 
   /** Leave the link: the broker sets our state to 0 and tells the others. */
   close(): void {
-    this.shutdown('closed');
+    this.shutdown('left the link');
   }
 
   private shutdown(reason: string): void {

@@ -163,7 +163,7 @@ export class LocalEndpoint extends EndpointBase implements IvshmemEndpoint {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.link.leave(this.id, 'closed');
-    this.emit('close', { reason: 'closed' });
+    this.link.leave(this.id, 'left');
+    this.emit('close', { reason: 'left the link' });
   }
 }

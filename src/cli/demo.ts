@@ -1,0 +1,71 @@
+// `ivshm demo` (what `npm start` runs): a broker and two real peer
+// processes; states, doorbells and shared memory shown as they happen.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import type { Command } from 'commander';
+import { Broker } from '../ivshmem/broker.js';
+import { timestamp } from './util.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function register(program: Command): void {
+  program
+    .command('demo')
+    .description('a broker and two peer processes exchanging states, doorbells and data (what npm start runs)')
+    .option('--step-ms <ms>', 'pause between steps', '400')
+    .action(async (o: { stepMs: string }) => {
+      await runLinkDemo(Number(o.stepMs) || 400);
+    });
+}
+
+export async function runLinkDemo(stepMs: number): Promise<void> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-demo-'));
+  const socket = path.join(dir, 'demo.sock');
+  const broker = new Broker({ socket, peers: 2, vectors: 2, outputSize: '64K', name: 'demo' });
+  broker.on('log', (l) => console.log(`${timestamp()} [broker] ${l.message}`));
+  await broker.start();
+  const peers: ChildProcess[] = [];
+  const say = (line: string) => console.log(`${timestamp()} ${line}`);
+  try {
+    for (const id of [0, 1]) {
+      const child = spawn(process.execPath, [process.argv[1]!, 'peer', '--socket', socket, '--id', String(id)], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const lines = readline.createInterface({ input: child.stdout! });
+      const joined = new Promise<void>((resolve, reject) => {
+        lines.once('line', () => resolve());
+        child.once('exit', (code) => reject(new Error(`peer ${id} exited with code ${code} before joining`)));
+      });
+      lines.on('line', (l) => console.log(`${l.slice(0, 12)} [peer ${id}]${l.slice(12)}`));
+      peers.push(child);
+      await joined;
+    }
+    const [p0, p1] = peers as [ChildProcess, ChildProcess];
+    const step = async (who: ChildProcess, cmd: string, note: string) => {
+      say(`--- ${note}: peer ${who === p0 ? 0 : 1} runs "${cmd}"`);
+      who.stdin!.write(cmd + '\n');
+      await sleep(stepMs);
+    };
+    await step(p0, 'state 1', 'STATE write: the broker stores it in the State Table and raises vector 0 on the other peer');
+    await step(p1, 'state 1', 'the other side answers');
+    await step(p0, 'write 0 hello from peer 0', 'peer 0 writes into its own output section (read-only for everyone else)');
+    await step(p0, 'ring 1 1', 'DOORBELL: peer 0 rings peer 1 on vector 1');
+    await step(p1, 'read 0 0 17', "peer 1 reads peer 0's output section");
+    await step(p1, 'ring 0 0', 'peer 1 rings back on vector 0');
+    await step(p1, 'intctl 0', 'INT_CONTROL 0: peer 1 masks its interrupts');
+    await step(p0, 'ring 1 1', 'this doorbell is suppressed, not replayed later');
+    await step(p1, 'oneshot 1', 'one-shot mode: each delivery clears INT_CONTROL');
+    await step(p1, 'intctl 1', 'peer 1 re-arms');
+    await step(p0, 'ring 1 1', 'delivered once...');
+    await step(p0, 'ring 1 1', '...and suppressed until re-armed');
+    await step(p1, 'dump', 'the device registers and counters of peer 1');
+    await step(p1, 'quit', 'peer 1 leaves: the broker zeroes its state and tells peer 0');
+    await step(p0, 'quit', 'done');
+  } finally {
+    for (const p of peers) if (p.exitCode === null) p.kill('SIGTERM');
+    await broker.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  console.log('\nNext: `ivshm broker --help`, `ivshm peer --help`, and the README.');
+}
