@@ -1,0 +1,128 @@
+// What a supervised cell receives from `ivshm up`, and how it uses it.
+//
+// The supervisor starts each cell with these environment variables:
+//   IVSHM_CELL      the cell's name
+//   IVSHM_SYSTEM    the system's name
+//   IVSHM_LINKS     JSON: { "<link>": { socket, id, token, kind, protocol } }
+//                   for the links this cell is a member of, and only those
+//   IVSHM_REPORT    path of the supervisor's report socket (counters for
+//                   status and the dashboard); IVSHM_REPORT_TOKEN names the cell
+//
+// Each broker is started with one token per member ID, so a cell can join
+// only the links it was given, and only with its configured ID: knowing
+// another link's socket path is not enough (issue 6 item 3).
+import net from 'node:net';
+import { ConfigError } from '../errors.js';
+import { connect, type ConnectOptions, type Device } from '../ivshmem/device.js';
+
+export interface CellLinkEndpoint {
+  socket: string;
+  id: number;
+  token: string;
+  kind: string;
+  protocol: number;
+}
+
+export const ENV = {
+  cell: 'IVSHM_CELL',
+  system: 'IVSHM_SYSTEM',
+  links: 'IVSHM_LINKS',
+  report: 'IVSHM_REPORT',
+  reportToken: 'IVSHM_REPORT_TOKEN',
+} as const;
+
+/** The links given to this cell (empty outside a supervised cell). */
+export function cellLinks(env: NodeJS.ProcessEnv = process.env): Record<string, CellLinkEndpoint> {
+  const text = env[ENV.links];
+  if (!text) return {};
+  let data: unknown;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    throw new ConfigError(`${ENV.links} is not valid JSON; it is set by ivshm up, do not set it by hand`);
+  }
+  const out: Record<string, CellLinkEndpoint> = {};
+  if (typeof data !== 'object' || data === null) return out;
+  for (const [name, v] of Object.entries(data as Record<string, unknown>)) {
+    const e = v as Partial<CellLinkEndpoint>;
+    if (typeof e?.socket === 'string' && Number.isInteger(e.id) && typeof e.token === 'string') {
+      out[name] = { socket: e.socket, id: e.id!, token: e.token, kind: String(e.kind ?? 'raw'), protocol: Number(e.protocol ?? 0) };
+    }
+  }
+  return out;
+}
+
+/** connect() options for link `name` (may be omitted when the cell has exactly one link). */
+export function cellConnectOptions(name?: string, env: NodeJS.ProcessEnv = process.env): ConnectOptions {
+  const links = cellLinks(env);
+  const names = Object.keys(links);
+  if (names.length === 0) {
+    throw new ConfigError(`this process is not a cell with links (${ENV.links} is not set); start it with ivshm up, or pass a socket`);
+  }
+  const chosen = name ?? (names.length === 1 ? names[0]! : undefined);
+  if (chosen === undefined) throw new ConfigError(`this cell has several links (${names.join(', ')}); name the one to join`);
+  const e = links[chosen];
+  if (!e) throw new ConfigError(`this cell was given no link named "${chosen}"; its links are ${names.join(', ')}`);
+  return { socket: e.socket, id: e.id, token: e.token };
+}
+
+/** Join link `name` of this cell with the ID and token the supervisor gave it. */
+export function connectCellLink(name?: string): Promise<Device> {
+  return connect(cellConnectOptions(name));
+}
+
+/** Counters a cell may report for one link; cumulative since the cell started. */
+export interface LinkCounters {
+  frames?: number;
+  messages?: number;
+  bytes?: number;
+  doorbells?: number;
+}
+
+/**
+ * Sends cumulative counters to the supervisor twice a second. Losing the
+ * supervisor is harmless: reports are dropped, the cell keeps running.
+ */
+export class CounterReporter {
+  private sock: net.Socket | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly sources = new Map<string, () => LinkCounters>();
+
+  constructor(private readonly env: NodeJS.ProcessEnv = process.env) {}
+
+  /** Report `read()` for `link` on every tick. */
+  track(link: string, read: () => LinkCounters): this {
+    this.sources.set(link, read);
+    if (!this.timer && this.env[ENV.report]) {
+      this.timer = setInterval(() => this.flush(), 500);
+      this.timer.unref();
+    }
+    return this;
+  }
+
+  flush(): void {
+    const path = this.env[ENV.report];
+    if (!path) return;
+    if (!this.sock) {
+      this.sock = net.createConnection(path);
+      this.sock.unref();
+      this.sock.on('error', () => {
+        this.sock?.destroy();
+        this.sock = null;
+      });
+      this.sock.on('close', () => {
+        this.sock = null;
+      });
+    }
+    const links: Record<string, LinkCounters> = {};
+    for (const [name, read] of this.sources) links[name] = read();
+    this.sock.write(`${JSON.stringify({ token: this.env[ENV.reportToken], links })}\n`);
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    this.sock?.end();
+    this.sock = null;
+  }
+}
