@@ -227,3 +227,17 @@ test('ivshm qemu-server: logs every client with a reason; SIGTERM disconnects al
   assert.ok(messages.some((m) => m === 'peer 0 left: server stopping'), messages.join('\n'));
   assert.ok(messages.some((m) => m === 'peer 1 left: server stopping'), messages.join('\n'));
 });
+
+test('IDs wrap at 65536 and skip IDs still in use (§2 "IDs")', { timeout: 20000 }, async () => {
+  await withServer({}, async (srv, socket) => {
+    const a = await connectQemu({ socket });
+    assert.equal(a.id, 0);
+    // Jump the allocator to the end of the 16-bit space.
+    (srv as unknown as { curId: number }).curId = 0xfffe;
+    const b = await connectQemu({ socket });
+    const c = await connectQemu({ socket });
+    const d = await connectQemu({ socket });
+    assert.deepEqual([b.id, c.id, d.id], [0xfffe, 0xffff, 1], 'wraps to 0, which is taken, so 1');
+    for (const ep of [a, b, c, d]) ep.close();
+  });
+});
