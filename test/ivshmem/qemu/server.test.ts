@@ -241,3 +241,22 @@ test('IDs wrap at 65536 and skip IDs still in use (§2 "IDs")', { timeout: 20000
     for (const ep of [a, b, c, d]) ep.close();
   });
 });
+
+test('clients coming and going (cleanly, by sending bytes, or mid-handshake) leak no fds', { timeout: 30000 }, async () => {
+  const count = () => fs.readdirSync('/proc/self/fd').length;
+  const before = count();
+  await withServer({ vectors: 3 }, async (srv, socket) => {
+    const keep = await connectQemu({ socket, vectors: 3 });
+    for (let i = 0; i < 30; i++) {
+      const ep = await connectQemu({ socket, vectors: 3 });
+      ep.close();
+      const raw = unixConnect(socket, 'stream');
+      if (i % 2) sendMessage(raw, Buffer.from('bye'));
+      closeFd(raw);
+    }
+    await until(() => srv.peers().length === 1, 'all but one gone');
+    await until(() => keep.peers().length === 1, 'the kept peer saw them all go');
+    keep.close();
+  });
+  assert.equal(count(), before);
+});
