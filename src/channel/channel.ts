@@ -349,8 +349,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   /** Send now if there is room and nothing queued; returns the sequence number, or 0 (nothing sent). */
   trySend(data: Uint8Array): number {
-    if (this.queue.length || this.openLoan || !this.txReady()) return 0;
     this.checkSize(data.byteLength);
+    if (this.queue.length || this.openLoan || !this.txReady()) return 0;
     return this.write(REC_DATA, data, 0);
   }
 
@@ -364,7 +364,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ kind: 'loan', size, resolve, reject });
-      this.drain();
+      if (!this.drain() || this.queue.length) this.pump.kick();
     });
   }
 
@@ -440,7 +440,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (l !== this.openLoan) return;
     this.openLoan = null;
     this.writer.abort();
-    this.drain();
+    this.pump.kick();
   }
 
   private checkOpen(): void {
