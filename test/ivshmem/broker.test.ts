@@ -1,6 +1,7 @@
 // The device/broker scenarios of ivshmem-v2-notes.md (g.1-g.10, g.12, g.13),
 // each with a real broker and real `ivshm peer` processes.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, describe, test } from 'node:test';
 import { Broker, type BrokerOptions } from '../../src/ivshmem/broker.js';
 import { connect } from '../../src/ivshmem/device.js';
@@ -247,5 +248,46 @@ describe('ivshmem v2 broker and peers', { timeout: 60000 }, () => {
     await b.stop();
     assert.deepEqual(await closed, { reason: 'the broker closed the link' });
     d0.close();
+  });
+
+  test('sections are memfds named ivshm:LINK:state|rw|outK, visible in /proc/PID/maps', async () => {
+    const b = await startBroker({ peers: 2, vectors: 1, rwSize: '4K', name: 'named' });
+    const p0 = await PeerProc.start(b.socketPath, { id: 0 });
+    const p1 = await PeerProc.start(b.socketPath, { id: 1 });
+    await allKnowEachOther([p0, p1]);
+    const maps = fs.readFileSync(`/proc/${p0.child.pid}/maps`, 'utf8');
+    for (const name of ['state', 'rw', 'out0', 'out1']) assert.match(maps, new RegExp(`memfd:ivshm:named:${name} `), name);
+    // Read-only sections are mapped without write permission, the own output section with it.
+    const perms = (name: string) => maps.split('\n').find((l) => l.includes(`memfd:ivshm:named:${name} `))!.split(/\s+/)[1];
+    assert.equal(perms('state'), 'r--s');
+    assert.equal(perms('out1'), 'r--s');
+    assert.equal(perms('out0'), 'rw-s');
+    assert.equal(perms('rw'), 'rw-s');
+    const fds = fs.readdirSync('/proc/self/fd').map((f) => {
+      try {
+        return fs.readlinkSync(`/proc/self/fd/${f}`);
+      } catch {
+        return '';
+      }
+    });
+    assert.ok(fds.some((l) => l.startsWith('/memfd:ivshm:named:out1')), 'the broker holds the sections');
+  });
+
+  test('a peer whose stdin ends stays on the link without spinning', async () => {
+    const b = await startBroker({ peers: 2, vectors: 1 });
+    const p0 = await PeerProc.start(b.socketPath, { id: 0 });
+    p0.child.stdin!.end();
+    const cpu = () => {
+      const f = fs.readFileSync(`/proc/${p0.child.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return Number(f[11]) + Number(f[12]); // utime + stime, in clock ticks
+    };
+    const before = cpu();
+    await sleep(1000);
+    // A busy loop would burn about 100 ticks per second; an idle peer next to nothing.
+    assert.ok(cpu() - before < 30, `peer used ${cpu() - before} ticks of CPU in 1 s after stdin EOF`);
+    const d1 = await connect({ socket: b.socketPath, id: 1 });
+    d1.ring(0, 0);
+    await p0.waitFor(isInterrupt(0, 1), 'interrupt after stdin EOF');
+    d1.close();
   });
 });
