@@ -47,6 +47,7 @@ export class VirtqDriver {
 
   // Shared areas. desc: 4 u32 per entry: addr lo, addr hi, len, flags | next << 16.
   private readonly desc: Uint32Array;
+  private readonly desc16: Uint16Array; // same table: [8i+6] flags, [8i+7] next
   private readonly avail: Uint16Array; // [0] flags, [1] idx, [2..2+num) ring, [2+num] used_event
   private readonly usedHdr: Uint16Array; // [0] flags, [1] idx
   private readonly usedElems: Uint32Array; // 2 per entry: id, len
@@ -92,6 +93,7 @@ export class VirtqDriver {
     this.onViolation = o.onViolation;
     const n = o.num;
     this.desc = u32View(o.driverSection, o.descOffset, 4 * n, `${this.name} descriptor table`);
+    this.desc16 = new Uint16Array(this.desc.buffer, this.desc.byteOffset, 8 * n);
     this.avail = u16View(o.driverSection, o.availOffset, 3 + n, `${this.name} avail ring`);
     this.usedHdr = u16View(o.deviceSection, o.usedOffset, 2, `${this.name} used ring header`);
     this.usedElems = u32View(o.deviceSection, o.usedOffset + 4, 2 * n, `${this.name} used ring`);
@@ -142,13 +144,19 @@ export class VirtqDriver {
     return this.extraLen[i]!;
   }
 
+  /**
+   * `next` is written only for chained descriptors: without NEXT the device
+   * ignores it, and leaving it alone keeps our bytes identical to Linux's
+   * and Zephyr's ivshmem-net TX (they keep their free-list links there).
+   */
   private writeDesc(i: number, addr: number, len: number, flags: number, next: number): void {
     const d = this.desc;
     const b = i << 2;
     d[b] = addr >>> 0;
     d[b + 1] = Math.floor(addr / 4294967296) >>> 0;
     d[b + 2] = len >>> 0;
-    d[b + 3] = (flags & 0xffff) | ((next & 0xffff) << 16);
+    this.desc16[(i << 3) + 6] = flags & 0xffff;
+    if (flags & VIRTQ_DESC_F_NEXT) this.desc16[(i << 3) + 7] = next & 0xffff;
     this.extraAddr[i] = addr;
     this.extraLen[i] = len;
     this.extraFlags[i] = flags;
