@@ -91,9 +91,9 @@ export interface SystemStatus {
 const HISTORY = 120;
 const ZERO = (): Required<LinkCounters> => ({ frames: 0, messages: 0, bytes: 0, doorbells: 0 });
 
-/** The compiled `ivshm` entry point, to run `ivshm net` bridges. */
-const CLI_MAIN = fileURLToPath(new URL('../cli/main.js', import.meta.url));
-const NET_CLI = fileURLToPath(new URL('../cli/net.js', import.meta.url));
+/** The TAP bridge process of net links (needs the ivshmem-net layer). */
+const NET_BRIDGE = fileURLToPath(new URL('./net-bridge.js', import.meta.url));
+const NET_ENDPOINT = fileURLToPath(new URL('../net/endpoint.js', import.meta.url));
 
 interface LinkRuntime {
   config: ResolvedLink;
@@ -101,9 +101,8 @@ interface LinkRuntime {
   socket: string;
   tokens: Record<number, string>;
   bridges: CellProcess[];
-  /** Last cumulative counters reported per cell, and per-interface TAP counters. */
+  /** Last cumulative counters reported per process (by report token). */
   reported: Map<string, Required<LinkCounters>>;
-  tap: Map<string, { packets: number; bytes: number }>;
   prevTotals: Required<LinkCounters> | null;
   prevAt: number;
   rates: RateSample;
@@ -151,11 +150,11 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
       );
     }
     const netLinks = sys.links.filter((l) => l.kind === 'net');
-    const bridging = this.privileged && netLinks.length > 0 && fs.existsSync(NET_CLI);
+    const bridging = this.privileged && netLinks.length > 0 && fs.existsSync(NET_ENDPOINT);
     if (netLinks.length && !bridging) {
       this.log(
         this.privileged
-          ? `net links (${netLinks.map((l) => l.name).join(', ')}): the TAP bridge (ivshm net) is not available in this build; running their brokers only`
+          ? `net links (${netLinks.map((l) => l.name).join(', ')}): the ivshmem-net layer is not available in this build; running their brokers only`
           : `net links (${netLinks.map((l) => l.name).join(', ')}): TAP devices need root; running their brokers only`,
       );
     }
@@ -188,7 +187,7 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
         this.cells.get(c.name)!.start();
       }
       this.startedAt = Date.now();
-      this.sampler = setInterval(() => void this.sample(), 1000);
+      this.sampler = setInterval(() => this.sample(), 1000);
       this.sampler.unref();
     } catch (err) {
       await this.stop();
@@ -257,7 +256,6 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
       tokens,
       bridges: [],
       reported: new Map(),
-      tap: new Map(),
       prevTotals: null,
       prevAt: Date.now(),
       rates: { t: Date.now(), ...ZERO() },
@@ -267,7 +265,7 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
     if (bridged) {
       for (const m of l.members) {
         const cell = this.system.cells.find((c) => c.name === m.cell)!;
-        const args = [CLI_MAIN, 'net', '--socket', socket, '--id', String(m.id), '--tap', m.interface!];
+        const args = [NET_BRIDGE, '--link', l.name, '--tap', m.interface!];
         if (cell.netns) args.push('--netns', cell.netns);
         if (m.address) args.push('--address', m.address);
         if (l.mtu) args.push('--mtu', String(l.mtu));
@@ -292,11 +290,9 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
       const m = l.members.find((x) => x.cell === cell)!;
       endpoints[l.name] = { socket: rt.socket, id: m.id, token: rt.tokens[m.id]!, kind: l.kind, protocol: l.protocol };
     }
-    let token = [...this.reportTokens].find(([, c]) => c === cell)?.[0];
-    if (!token) {
-      token = randomBytes(16).toString('hex');
-      this.reportTokens.set(token, cell);
-    }
+    // One reporting identity per process (a cell and its bridges report apart).
+    const token = randomBytes(16).toString('hex');
+    this.reportTokens.set(token, cell);
     return {
       [ENV.cell]: cell,
       [ENV.system]: this.system.name,
@@ -432,22 +428,12 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
       t.bytes += r.bytes;
       t.doorbells += r.doorbells;
     }
-    // Net links: frames and bytes sent into the link, as the TAP devices count them.
-    for (const s of rt.tap.values()) {
-      t.frames += s.packets;
-      t.bytes += s.bytes;
-    }
     return t;
   }
 
-  /** Once a second: TAP counters of net links, then per-second rates per link. */
-  private async sample(): Promise<void> {
+  /** Once a second: per-second rates per link from the reported counters. */
+  private sample(): void {
     const now = Date.now();
-    await Promise.all(
-      [...this.links.values()]
-        .filter((rt) => rt.bridges.length > 0)
-        .flatMap((rt) => rt.config.members.map((m) => this.readTap(rt, m.cell, m.interface!))),
-    );
     for (const rt of this.links.values()) {
       const t = this.totals(rt);
       const dt = Math.max(1, now - rt.prevAt) / 1000;
@@ -459,18 +445,6 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
       rt.prevAt = now;
       rt.history.push(rt.rates);
       if (rt.history.length > HISTORY) rt.history.shift();
-    }
-  }
-
-  private async readTap(rt: LinkRuntime, cell: string, ifname: string): Promise<void> {
-    const ns = this.system.cells.find((c) => c.name === cell)?.netns;
-    try {
-      const { stdout } = await run('ip', [...(ns ? ['-n', ns] : []), '-s', '-j', 'link', 'show', 'dev', ifname]);
-      const info = (JSON.parse(stdout) as { stats64?: { tx?: { packets?: number; bytes?: number } } }[])[0];
-      const tx = info?.stats64?.tx;
-      if (tx) rt.tap.set(`${cell}/${ifname}`, { packets: tx.packets ?? 0, bytes: tx.bytes ?? 0 });
-    } catch {
-      /* interface not there (yet) */
     }
   }
 
@@ -556,7 +530,7 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
       // Only links the cell is a member of count.
       if (!rt || !rt.config.members.some((m) => m.cell === cell) || typeof raw !== 'object' || raw === null) continue;
       const r = raw as Record<string, unknown>;
-      rt.reported.set(cell, { frames: num(r.frames), messages: num(r.messages), bytes: num(r.bytes), doorbells: num(r.doorbells) });
+      rt.reported.set(msg.token as string, { frames: num(r.frames), messages: num(r.messages), bytes: num(r.bytes), doorbells: num(r.doorbells) });
     }
   }
 
