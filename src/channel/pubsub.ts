@@ -424,27 +424,36 @@ export interface SubscriberOptions extends WaitOptions {
  * From the async iterator it is a private copy.
  */
 export class Sample {
+  // True JS private fields: the mapping is not reachable from outside (not even by Object.values).
+  readonly #src: Uint8Array | null;
+  readonly #offset: number;
+  readonly #check: (() => boolean) | null;
+  readonly #owned: Buffer | null;
+  readonly byteLength: number;
+  readonly seq: number;
+  /** Samples lost (overwritten before we read them) just before this one. */
+  readonly missed: number;
+
   /** @internal */
-  constructor(
-    private readonly src: Uint8Array | null,
-    private readonly offset: number,
-    readonly byteLength: number,
-    readonly seq: number,
-    /** Samples lost (overwritten before we read them) just before this one. */
-    readonly missed: number,
-    private readonly check: (() => boolean) | null,
-    private readonly owned: Buffer | null,
-  ) {}
+  constructor(src: Uint8Array | null, offset: number, byteLength: number, seq: number, missed: number, check: (() => boolean) | null, owned: Buffer | null) {
+    this.#src = src;
+    this.#offset = offset;
+    this.#check = check;
+    this.#owned = owned;
+    this.byteLength = byteLength;
+    this.seq = seq;
+    this.missed = missed;
+  }
 
   /** True while the bytes are still the ones published (always for copies). */
   get valid(): boolean {
-    return this.owned !== null || (this.check !== null && this.check());
+    return this.#owned !== null || (this.#check !== null && this.#check());
   }
 
   private bytes(): Uint8Array {
-    if (this.owned) return this.owned;
-    if (!this.check!()) throw new ClosedError(`sample ${this.seq} is no longer available (overwritten or the publisher left); copy it in the listener`);
-    return this.src!.subarray(this.offset, this.offset + this.byteLength);
+    if (this.#owned) return this.#owned;
+    if (!this.#check!()) throw new ClosedError(`sample ${this.seq} is no longer available (overwritten or the publisher left); copy it in the listener`);
+    return this.#src!.subarray(this.#offset, this.#offset + this.byteLength);
   }
 
   /** Copy into `target`; returns bytes copied, or -1 if the sample was overwritten meanwhile (target content undefined). */
@@ -458,7 +467,7 @@ export class Sample {
 
   /** A private copy, or null if the sample was overwritten before the copy completed. */
   toBuffer(): Buffer | null {
-    if (this.owned) return this.owned;
+    if (this.#owned) return Buffer.from(this.#owned);
     if (!this.valid) return null;
     const b = Buffer.allocUnsafe(this.byteLength);
     b.set(this.bytes());
