@@ -25,7 +25,6 @@ export const IVSHM_NET_VIOLATIONS = {
   'rx-desc-len': 'an RX descriptor length runs past the end of the peer section',
   'rx-frame-short': 'an RX frame is shorter than an Ethernet header (14 bytes)',
   'rx-frame-long': 'an RX frame is longer than MTU + 18',
-  'tx-used-len': 'a TX completion does not carry len 1',
   'tx-fifo-accounting': 'a TX completion does not match the frame FIFO tail',
   'peer-state': 'the peer wrote a state value outside RESET/INIT/READY/RUN',
   'peer-section-size': 'the peer output section is smaller than ours',
@@ -107,6 +106,7 @@ export class IvshmNetQueue {
       usedOffset: s.ring.used,
       eventIdx: true,
       inOrder: true,
+      expectUsedLen: IVSHM_NET_USED_LEN,
       onViolation: sink,
       name: 'ivshmem-net TX',
     });
@@ -210,10 +210,6 @@ export class IvshmNetQueue {
     for (;;) {
       const id = tx.getUsed();
       if (id < 0) break;
-      if (tx.usedLen !== IVSHM_NET_USED_LEN) {
-        this.violate('tx-used-len', { id, len: tx.usedLen });
-        break;
-      }
       const len = tx.postedLen(id);
       const slot = ivshmNetFrameSize(len);
       let pos = this.tail;

@@ -22,6 +22,8 @@ export interface VirtqDriverOptions {
   eventIdx?: boolean;
   /** The device must return buffers in the order they were made available (ivshmem-net, VIRTIO_F_IN_ORDER-like). */
   inOrder?: boolean;
+  /** Every used element must carry exactly this len (ivshmem-net: 1); checked before anything is freed. */
+  expectUsedLen?: number;
   /** Called once when the queue latches broken. */
   onViolation?: ViolationSink;
   /** Name for messages. */
@@ -40,6 +42,7 @@ export class VirtqDriver {
   readonly name: string;
   readonly eventIdx: boolean;
   readonly inOrder: boolean;
+  readonly expectUsedLen: number | undefined;
   /** Reason code once a violation latched the queue, else null. */
   broken: VirtqViolation | null = null;
   readonly violations: ViolationCounters = {};
@@ -90,6 +93,7 @@ export class VirtqDriver {
     this.name = o.name ?? 'virtqueue';
     this.eventIdx = o.eventIdx ?? true;
     this.inOrder = o.inOrder ?? false;
+    this.expectUsedLen = o.expectUsedLen;
     this.onViolation = o.onViolation;
     const n = o.num;
     this.desc = u32View(o.driverSection, o.descOffset, 4 * n, `${this.name} descriptor table`);
@@ -267,6 +271,7 @@ export class VirtqDriver {
     if (this.inOrder && id !== this.posted[this.postedFront]) {
       return this.violate('used-out-of-order', { id, expected: this.posted[this.postedFront], lastUsed: this.lastUsed });
     }
+    if (this.expectUsedLen !== undefined && len !== this.expectUsedLen) return this.violate('used-len', { id, len, expected: this.expectUsedLen });
     if (!this.inOrder) this.removePosted(id);
     else this.postedFront = (this.postedFront + 1) & this.mask;
     this.outstanding--;

@@ -29,6 +29,8 @@ export const VIRTQ_VIOLATIONS = {
   'used-id-range': 'a used ring element names a descriptor index >= queue size',
   /** Driver: used id is not an outstanding head (never posted or already freed). */
   'used-id-not-head': 'a used ring element names a descriptor that is not an outstanding head',
+  /** Driver: used len differs from what the protocol fixes (ivshmem-net: 1). */
+  'used-len': 'a used ring element carries a length the protocol does not allow',
   /** Driver (in-order queues): completion out of order. */
   'used-out-of-order': 'a used ring element completes buffers out of order',
 } as const;
