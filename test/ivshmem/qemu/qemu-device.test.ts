@@ -29,7 +29,8 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
 
   before(async () => {
     server = await PeerProc.start(socket, { args: ['qemu-server', '--socket', socket, '--size', '1M', '--vectors', String(VECTORS), '--json'], wait: false });
-    await until(() => fs.existsSync(socket), 'qemu-server socket', 20000);
+    // The socket file appears at bind(), before listen(): wait for the log line.
+    await server.waitFor((e) => /^listening on /.test(String(e.message)), 'qemu-server listening', 20000);
     ours = await connectQemu({ socket, vectors: VECTORS });
     ours.on('peer-joined', (e) => joined.push(e.peer));
     ours.on('peer-gone', (e) => gone.push(e));
@@ -56,13 +57,14 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
   });
 
   it("a doorbell written to QEMU's BAR0 reaches our peer on the right vector", { timeout: 60000 }, async () => {
+    const events: Irq[] = [];
+    ours.on('interrupt', (e) => events.push(e));
     for (const v of [1, 0, 1]) {
-      const irq = once(ours, 'interrupt');
-      await q1.doorbell(ours.id, v);
-      const [e] = (await irq) as [Irq];
-      assert.equal(e.vector, v);
+      const n = events.length;
+      await retry(() => q1.doorbell(ours.id, v), () => events.length > n, `interrupt on vector ${v} from QEMU`);
+      assert.deepEqual(new Set(events.slice(n).map((e) => e.vector)), new Set([v]), 'only the rung vector fired');
     }
-    assert.deepEqual(ours.counters.interrupts, [1, 2]);
+    assert.ok(ours.counters.interrupts[0]! >= 1 && ours.counters.interrupts[1]! >= 2, `counters ${JSON.stringify(ours.counters.interrupts)}`);
   });
 
   it("our peer's ring shows as a pending bit in QEMU's MSI-X PBA", { timeout: 60000 }, async () => {
@@ -91,8 +93,11 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
       const q2Id = await q2.ivPosition();
       assert.equal(q2Id, 2);
       await until(() => joined.includes(q2Id), 'peer-joined for QEMU 2');
-      await q1.doorbell(q2Id, 1);
-      await pollUntil(async () => ((await q2.pendingBits()) & 3) === 2, 'QEMU 2 PBA bit 1 after QEMU 1 rang it');
+      // QEMU 1 learns QEMU 2's eventfds asynchronously: ring until it lands.
+      await pollUntil(async () => {
+        await q1.doorbell(q2Id, 1);
+        return ((await q2.pendingBits()) & 3) === 2;
+      }, 'QEMU 2 PBA bit 1 after QEMU 1 rang it');
       await q2.writeShared(0x400, Buffer.from('q2'));
       assert.equal((await q1.readShared(0x400, 2)).toString(), 'q2');
       // QEMU 2 leaves: our peer and QEMU 1 are told.
@@ -101,9 +106,9 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
       await until(() => serverLog().some((m) => m === `peer ${q2Id} left: EOF`), 'server logs QEMU 2 leaving');
       // A doorbell to the departed ID is ignored (§3), and QEMU 1 keeps working.
       await q1.doorbell(q2Id, 0);
-      const irq = once(ours, 'interrupt');
-      await q1.doorbell(ours.id, 0);
-      await irq;
+      let rung = false;
+      ours.once('interrupt', () => (rung = true));
+      await retry(() => q1.doorbell(ours.id, 0), () => rung, 'interrupt from QEMU 1 after QEMU 2 left');
     } finally {
       q2.kill();
     }
@@ -119,8 +124,11 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
     await q1.writeShared(0x340, Buffer.from('to the cli'));
     const r = await cli.run(`read ${q1Id} 0x340 10`);
     assert.equal(r.text, 'to the cli');
-    await q1.doorbell(cliId, 1);
-    await cli.waitFor((e) => e.event === 'interrupt' && e.vector === 1, 'interrupt from QEMU at the CLI peer');
+    await retry(
+      () => q1.doorbell(cliId, 1),
+      () => cli.events.some((e) => e.event === 'interrupt' && e.vector === 1),
+      'interrupt from QEMU at the CLI peer',
+    );
     await pollUntil(async () => ((await q1.pendingBits()) & 3) === 3, 'PBA still set');
     const ring = await cli.run(`ring ${q1Id} 1`);
     assert.equal(ring.delivered, true);
@@ -130,7 +138,7 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
     // QEMU processed the disconnect without complaint and still answers.
     await q1.doorbell(cliId, 1);
     assert.equal(await q1.ivPosition(), q1Id);
-    assert.equal(q1.stderr.join(''), '', 'QEMU reported no error');
+    assert.doesNotMatch(q1.stderr.join(''), /invalid peer|Too many eventfd|error/i, 'QEMU reported no protocol error');
   });
 
   it('when QEMU quits, our peer sees it gone and the server logs it', { timeout: 60000 }, async () => {
@@ -141,6 +149,24 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
     assert.equal(ours.ring(q1Id, 0), false);
   });
 });
+
+/**
+ * QEMU reads the vectors of peers that joined after its realize
+ * asynchronously, so a doorbell right after a join may be dropped (§3): ring
+ * again until `seen`, with the test's timeout as the watchdog.
+ */
+async function retry(ring: () => Promise<void>, seen: () => boolean, what: string, timeoutMs = 20000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  await ring();
+  for (let waited = 0; !seen(); waited += 10) {
+    if (Date.now() > deadline) throw new Error(`watchdog: ${what} not seen within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+    if (waited >= 500 && !seen()) {
+      waited = 0;
+      await ring();
+    }
+  }
+}
 
 /** Poll a QEMU register until `cond` holds; the test's timeout is the watchdog. */
 async function pollUntil(cond: () => Promise<boolean>, what: string, timeoutMs = 20000): Promise<void> {

@@ -193,8 +193,7 @@ test('ivshm qemu-server: logs every client with a reason; SIGTERM disconnects al
   const socket = tmpSocket('qemu-cli');
   const name = `ivshm-test-qemu-cli-${process.pid}`;
   const srv = await PeerProc.start(socket, { args: ['qemu-server', '--socket', socket, '--size', '100K', '--vectors', '2', '--shm', name, '--json'], wait: false });
-  await srv.waitFor((e) => e.event === 'non-json' || typeof e.message === 'string', 'listening line');
-  await until(() => fs.existsSync(socket), 'socket created');
+  await srv.waitFor((e) => /^listening on /.test(String(e.message)), 'listening line');
   const a: QemuEndpoint = await connectQemu({ socket });
   assert.equal(a.rw.length, 131072);
   const peer = await PeerProc.start(socket, { args: ['peer', '--qemu', '--socket', socket, '--json'] });
