@@ -17,9 +17,10 @@
 // it sends can crash this process: a malformed handshake rejects
 // connectQemu() with a ProtocolError, a malformed message later closes the
 // endpoint with the reason in `close` and in `protocolError`.
-import { ClosedError, IvshmError, ProtocolError } from '../../errors.js';
+import { ClosedError, IvshmError, OsError, ProtocolError } from '../../errors.js';
 import {
   closeFd,
+  E,
   errnoName,
   eventfdDrain,
   eventfdSignal,
@@ -181,6 +182,10 @@ export function connectQemu(opts: ConnectQemuOptions): Promise<QemuEndpoint> {
   try {
     sock = unixConnect(socket, 'stream');
   } catch (err) {
+    // QEMU servers use SOCK_STREAM (§2); ivshm brokers use SOCK_SEQPACKET.
+    if (err instanceof OsError && err.errno === E.EPROTOTYPE) {
+      return Promise.reject(new OsError('connect', err.errno, `connect(${socket}) failed: EPROTOTYPE; this is not a QEMU ivshmem server but probably an ivshm broker: connect without --qemu`));
+    }
     return Promise.reject(err);
   }
   const session = new QemuSession();

@@ -212,3 +212,15 @@ test('fuzz: random server messages never crash the client and never leak fds', {
   );
   assert.equal(openFds(), before);
 });
+
+test('joining a native ivshm broker with the QEMU client says so', { timeout: 20000 }, async () => {
+  const { Broker } = await import('../../../src/ivshmem/broker.js');
+  const socket = tmpSocket('qemu-native');
+  const broker = new Broker({ socket, peers: 2, outputSize: '4K' });
+  await broker.start();
+  try {
+    await assert.rejects(connectQemu({ socket }), /not a QEMU ivshmem server but probably an ivshm broker/);
+  } finally {
+    await broker.stop();
+  }
+});
