@@ -167,6 +167,9 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
       return;
     }
     if (!initial) this.stats.carrierChanges++;
+    // Frames held for a link that lost its carrier are stale: drop them and
+    // read again (the TAP is drained and dropped-while-down from here on).
+    if (!this.watch && !initial) this.resume();
     this.emit('carrier', on);
     this.emit('log', { level: 'info', message: `carrier ${on ? 'on' : 'off'} on ${this.tap.name}` });
   }
