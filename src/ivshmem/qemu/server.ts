@@ -22,9 +22,9 @@ import {
   unixAccept,
   unixListen,
   watchReadable,
-  watchWritable,
   type Watch,
 } from '../../sys/index.js';
+import { watchDuplex, type DuplexWatch } from '../../sys/fd-watch.js';
 import { dupFd, shmCreate, shmPath } from '../../sys/posix-shm.js';
 import { parseIntIn, parseSize } from '../layout.js';
 import { IVSHMEM_MAX_ID, IVSHMEM_MAX_VECTORS, IVSHMEM_PROTOCOL_VERSION, IVSHMEM_SHM_MSG, sendQemuMessage } from './protocol.js';
@@ -72,10 +72,10 @@ interface Client {
   /** Eventfds of vectors 0..N-1: read by this peer, written by the others (§2 "eventfds"). */
   readonly vectors: number[];
   readonly pid: number | null;
-  readonly watch: Watch;
+  /** Input (= disconnect) always; writability while `queue` is not empty. One handle per fd (fd-watch.ts). */
+  readonly watch: DuplexWatch;
   /** Messages that met a full socket buffer, sent when it drains. */
   queue: Queued[];
-  writable: Watch | null;
 }
 
 export class QemuServer extends EventEmitter<QemuServerEvents> {
@@ -212,8 +212,12 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     }
     const cred = peerCredentials(sock);
     // Any readability (bytes or EOF) is the client's disconnect (§2 "Direction").
-    const watch = watchReadable(sock, (hangup) => this.onClientInput(id, hangup));
-    const client: Client = { id, sock, vectors, pid: cred?.pid ?? null, watch, queue: [], writable: null };
+    const watch = watchDuplex(
+      sock,
+      (hangup) => this.onClientInput(id, hangup),
+      () => this.flush(id),
+    );
+    const client: Client = { id, sock, vectors, pid: cred?.pid ?? null, watch, queue: [] };
     this.clients.set(id, client);
     this.log(`peer ${id} connected${cred ? ` (pid ${cred.pid}, uid ${cred.uid})` : ''}`);
 
@@ -270,7 +274,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     // The queue owns a dup, so a peer leaving (closing its eventfds) cannot
     // make a queued message carry a closed or reused fd number.
     client.queue.push({ value, fd: fd >= 0 ? dupFd(fd) : -1 });
-    client.writable ??= watchWritable(client.sock, () => this.flush(client.id));
+    client.watch.setWritable(true);
     return true;
   }
 
@@ -288,8 +292,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
       client.queue.shift();
       closeFd(m.fd);
     }
-    client.writable?.close();
-    client.writable = null;
+    client.watch.setWritable(false);
   }
 
   private drop(id: number, reason: string): void {
@@ -297,7 +300,6 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     if (!client) return;
     this.clients.delete(id);
     client.watch.close();
-    client.writable?.close();
     for (const m of client.queue) closeFd(m.fd);
     client.queue = [];
     closeFd(client.sock);

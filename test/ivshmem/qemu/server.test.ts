@@ -259,3 +259,36 @@ test('clients coming and going (cleanly, by sending bytes, or mid-handshake) lea
   });
   assert.equal(count(), before);
 });
+
+test('a client that does not read gets every message, in order, once it reads (queue behind a full socket)', { timeout: 60000 }, async () => {
+  const V = 64;
+  await withServer({ vectors: V, size: '4K' }, async (srv, socket) => {
+    const slow = unixConnect(socket, 'stream');
+    await until(() => srv.peers().length === 1, 'slow client admitted');
+    // 12 peers join while `slow` reads nothing: 12 x 64 fd-carrying messages
+    // to it, far beyond the socket buffer (~300 messages here).
+    const eps: QemuEndpoint[] = [];
+    for (let i = 0; i < 12; i++) eps.push(await connectQemu({ socket, vectors: V }));
+    const msgs = await readMessages(slow, 3 + V + 12 * V);
+    try {
+      assert.deepEqual(msgs.slice(0, 3).map((m) => Number(m.value)), [0, 0, -1]);
+      assert.deepEqual(
+        msgs.slice(3, 3 + V).map((m) => Number(m.value)),
+        Array.from({ length: V }, () => 0),
+        'own vectors first (no other peers yet)',
+      );
+      for (let i = 0; i < 12; i++) {
+        const batch = msgs.slice(3 + V + i * V, 3 + V + (i + 1) * V);
+        assert.ok(batch.every((m) => Number(m.value) === eps[i]!.id && m.fds.length === 1), `peer ${eps[i]!.id}'s ${V} vectors in a row`);
+      }
+      // A queued fd is still the peer's eventfd: ring peer 5 on vector 63 through it.
+      const irq = once(eps[5]!, 'interrupt');
+      assert.equal(eventfdSignal(msgs[3 + V + 5 * V + 63]!.fds[0]!), true);
+      assert.equal(((await irq) as [{ vector: number }])[0].vector, 63);
+    } finally {
+      for (const m of msgs) m.fds.forEach(closeFd);
+      closeFd(slow);
+      for (const ep of eps) ep.close();
+    }
+  });
+});
