@@ -9,7 +9,7 @@ import { ConfigError, IvshmError } from '../../../src/errors.js';
 import { connectQemu, type QemuEndpoint } from '../../../src/ivshmem/qemu/client.js';
 import { QemuMessageReader, type QemuMessage } from '../../../src/ivshmem/qemu/protocol.js';
 import { qemuShmSize, QemuServer } from '../../../src/ivshmem/qemu/server.js';
-import { closeFd, eventfdSignal, fdSize, sendMessage, unixConnect, watchReadable } from '../../../src/sys/index.js';
+import { closeFd, eventfdCreate, eventfdSignal, fdSize, sendMessage, shutdownSocket, unixConnect, watchReadable } from '../../../src/sys/index.js';
 import { fdTarget } from '../../../src/sys/posix-shm.js';
 import { PeerProc, stopAllPeers, tmpSocket, until } from '../../helpers/peer-proc.js';
 
@@ -291,4 +291,48 @@ test('a client that does not read gets every message, in order, once it reads (q
       for (const ep of eps) ep.close();
     }
   });
+});
+
+test('fuzz: random client behaviour never crashes the server, which ends with no peers and no leaked fds', { timeout: 120000 }, async () => {
+  const fc = (await import('fast-check')).default;
+  const count = () => fs.readdirSync('/proc/self/fd').length;
+  const before = count();
+  const action = fc.oneof(
+    fc.constant({ op: 'connect' as const }),
+    fc.constant({ op: 'join' as const }),
+    fc.record({ op: fc.constant('close' as const), k: fc.nat(7) }),
+    fc.record({ op: fc.constant('send' as const), k: fc.nat(7), bytes: fc.uint8Array({ minLength: 0, maxLength: 16 }), withFd: fc.boolean() }),
+    fc.record({ op: fc.constant('shutdown' as const), k: fc.nat(7) }),
+  );
+  await fc.assert(
+    fc.asyncProperty(fc.array(action, { maxLength: 20 }), fc.integer({ min: 1, max: 4 }), async (actions, vectors) => {
+      await withServer({ vectors, size: '4K' }, async (srv, socket) => {
+        const raws: number[] = [];
+        const eps: QemuEndpoint[] = [];
+        for (const a of actions) {
+          if (a.op === 'connect') raws.push(unixConnect(socket, 'stream'));
+          else if (a.op === 'join') eps.push(await connectQemu({ socket, vectors }));
+          else {
+            const fd = raws[a.k % Math.max(raws.length, 1)];
+            if (fd === undefined || fd < 0) continue;
+            if (a.op === 'close') {
+              closeFd(fd);
+              raws[raws.indexOf(fd)] = -1;
+            } else if (a.op === 'shutdown') shutdownSocket(fd);
+            else {
+              const extra = a.withFd ? [eventfdCreate()] : [];
+              sendMessage(fd, Buffer.from(a.bytes), extra);
+              extra.forEach(closeFd);
+            }
+          }
+          await new Promise((r) => setImmediate(r));
+        }
+        for (const fd of raws) if (fd >= 0) closeFd(fd);
+        for (const ep of eps) ep.close();
+        await until(() => srv.peers().length === 0, 'every client gone');
+      });
+    }),
+    { numRuns: 40 },
+  );
+  assert.equal(count(), before);
 });
