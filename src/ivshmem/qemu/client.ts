@@ -186,6 +186,9 @@ export function connectQemu(opts: ConnectQemuOptions): Promise<QemuEndpoint> {
     if (err instanceof OsError && err.errno === E.EPROTOTYPE) {
       return Promise.reject(new OsError('connect', err.errno, `connect(${socket}) failed: EPROTOTYPE; this is not a QEMU ivshmem server but probably an ivshm broker: connect without --qemu`));
     }
+    if (err instanceof OsError && (err.errno === E.ENOENT || err.errno === E.ECONNREFUSED)) {
+      return Promise.reject(new OsError('connect', err.errno, `connect(${socket}) failed: ${errnoName(err.errno)}; is a QEMU ivshmem server (ivshm qemu-server, or QEMU's ivshmem-server) running on this socket?`));
+    }
     return Promise.reject(err);
   }
   const session = new QemuSession();
