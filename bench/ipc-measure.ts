@@ -1,0 +1,125 @@
+// The measuring loops of bench/ipc.ts, identical for every transport.
+//
+// Latency: ping-pong at a fixed rate; each round trip is measured from the
+// time the ping was *due*, not from when it was sent, so a stall delays the
+// following pings and is counted (no coordinated omission; Aeron's
+// LoadTestRig method, anchors.md 1.3). Recorded in an HDR histogram (ns).
+// Throughput: send as fast as back-pressure allows for a bounded count or
+// time, then END; done when every receiver has answered with its count.
+import hdr from 'hdr-histogram-js';
+import { COUNT, DATA, END, PING, PONG, type BenchLink } from './ipc-links.js';
+
+export interface LatencyResult {
+  samples: number;
+  rateHz: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+  mean: number;
+}
+
+export interface ThroughputResult {
+  messages: number;
+  bytes: number;
+  seconds: number;
+  msgsPerSec: number;
+  GBps: number;
+  /** Messages counted by the receivers (must equal messages x receivers). */
+  received: number;
+}
+
+const nowNs = (): number => Number(process.hrtime.bigint());
+const immediate = () => new Promise<void>((r) => setImmediate(r));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+async function waitUntil(dueNs: number): Promise<void> {
+  for (;;) {
+    const left = dueNs - nowNs();
+    if (left <= 0) return;
+    if (left > 2e6) await sleep((left - 1e6) / 1e6);
+    else await immediate();
+  }
+}
+
+export async function latency(link: BenchLink, size: number, samples: number, intervalUs: number, warmup: number): Promise<LatencyResult> {
+  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120e9, numberOfSignificantValueDigits: 3 });
+  const buf = Buffer.alloc(size);
+  buf[0] = PING;
+  let wake: (() => void) | null = null;
+  link.onMessage = (type) => {
+    if (type === PONG && wake) {
+      const w = wake;
+      wake = null;
+      w();
+    }
+  };
+  const interval = intervalUs * 1000;
+  const total = samples + warmup;
+  let start = nowNs();
+  for (let i = 0; i < total; i++) {
+    if (i === warmup) start = nowNs();
+    const due = i < warmup ? nowNs() : start + (i - warmup) * interval;
+    await waitUntil(due);
+    const got = new Promise<void>((r) => (wake = r));
+    const p = link.send(buf);
+    if (p) await p;
+    await got;
+    if (i >= warmup) h.recordValue(Math.max(1, nowNs() - due));
+  }
+  const us = (v: number) => Math.round(v / 10) / 100;
+  const r: LatencyResult = {
+    samples,
+    rateHz: Math.round(1e6 / intervalUs),
+    p50: us(h.getValueAtPercentile(50)),
+    p90: us(h.getValueAtPercentile(90)),
+    p99: us(h.getValueAtPercentile(99)),
+    p999: us(h.getValueAtPercentile(99.9)),
+    max: us(h.maxValue),
+    mean: us(h.mean),
+  };
+  h.destroy();
+  return r;
+}
+
+export async function throughput(link: BenchLink, size: number, maxMessages: number, maxSeconds: number): Promise<ThroughputResult> {
+  const buf = Buffer.alloc(size);
+  buf[0] = DATA;
+  let counts = 0;
+  let received = 0;
+  let done: (() => void) | null = null;
+  link.onMessage = (type, _len, u32) => {
+    if (type !== COUNT) return;
+    received += u32();
+    if (++counts === link.counters && done) done();
+  };
+  const allCounted = new Promise<void>((r) => (done = r));
+  const t0 = nowNs();
+  const limit = t0 + maxSeconds * 1e9;
+  let sent = 0;
+  while (sent < maxMessages) {
+    const p = link.send(buf);
+    sent++;
+    if (p) await p;
+    // Check the clock and let the event loop breathe every 256 messages.
+    if ((sent & 255) === 0) {
+      if (nowNs() > limit) break;
+      await immediate();
+    }
+  }
+  const end = Buffer.alloc(64);
+  end[0] = END;
+  const p = link.send(end);
+  if (p) await p;
+  await allCounted;
+  const seconds = (nowNs() - t0) / 1e9;
+  return {
+    messages: sent,
+    bytes: sent * size,
+    seconds: Math.round(seconds * 1e4) / 1e4,
+    msgsPerSec: Math.round(sent / seconds),
+    GBps: Math.round(((sent * size) / seconds / 1e9) * 1000) / 1000,
+    received,
+  };
+}

@@ -1,0 +1,215 @@
+// npm run bench:ipc [-- --quick] [--only channel-poll,uds] [--out file.json]
+//
+// One run, one machine, the same messages over every transport a Node user
+// has for IPC, and over ivshm channels and pub-sub (issue 5 "Benchmark").
+// Each transport gets fresh processes; the parent only orchestrates (and
+// plays the ivshm broker, which is not on the data path). Results: raw JSON
+// and an SVG plot in bench/results/, a markdown table on stdout.
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Broker } from '../src/ivshmem/broker.js';
+import { IVSHM_PROTO_CHANNEL, outputSizeFor } from '../src/channel/index.js';
+import type { LatencyResult, ThroughputResult } from './ipc-measure.js';
+import type { PeerConfig } from './ipc-peer.js';
+import { renderSvg } from './ipc-plot.js';
+
+const SIZES = [64, 1024, 64 * 1024, 1 << 20, 4 << 20];
+
+interface Transport {
+  name: string;
+  label: string;
+  kind: 'channel' | 'pubsub' | 'uds' | 'tcp' | 'cp-ipc' | 'worker';
+  mode?: 'event' | 'poll' | 'hybrid';
+  subscribers?: number;
+}
+
+const TRANSPORTS: Transport[] = [
+  { name: 'channel-poll', label: 'ivshm channel, poll', kind: 'channel', mode: 'poll' },
+  { name: 'channel-hybrid', label: 'ivshm channel, hybrid', kind: 'channel', mode: 'hybrid' },
+  { name: 'channel-event', label: 'ivshm channel, event', kind: 'channel', mode: 'event' },
+  { name: 'pubsub-1', label: 'ivshm pub-sub, 1 sub (hybrid)', kind: 'pubsub', mode: 'hybrid', subscribers: 1 },
+  { name: 'pubsub-4', label: 'ivshm pub-sub, 4 subs (hybrid)', kind: 'pubsub', mode: 'hybrid', subscribers: 4 },
+  { name: 'uds', label: 'UNIX domain socket', kind: 'uds' },
+  { name: 'tcp', label: 'TCP loopback', kind: 'tcp' },
+  { name: 'cp-ipc', label: 'child_process IPC (advanced)', kind: 'cp-ipc' },
+  { name: 'worker', label: 'worker postMessage (in-process)', kind: 'worker' },
+];
+
+export interface CaseResult {
+  transport: string;
+  label: string;
+  size: number;
+  latency?: LatencyResult;
+  throughput?: ThroughputResult;
+  error?: string;
+}
+
+function plan(quick: boolean): NonNullable<PeerConfig['plan']> {
+  const q = quick ? 5 : 1;
+  const rows: Record<number, [number, number, number, number]> = {
+    // samples, interval µs, throughput messages, warm-up pings
+    64: [4000, 250, 300000, 200],
+    1024: [4000, 250, 200000, 200],
+    65536: [2000, 500, 30000, 100],
+    1048576: [200, 5000, 1500, 20],
+    4194304: [60, 20000, 400, 10],
+  };
+  return SIZES.map((size) => {
+    const [samples, intervalUs, messages, warmup] = rows[size]!;
+    return { size, samples: Math.ceil(samples / q), intervalUs, warmup: Math.ceil(warmup / q), messages: Math.ceil(messages / q), seconds: quick ? 0.3 : 1.5 };
+  });
+}
+
+const peerScript = fileURLToPath(new URL('./ipc-peer.js', import.meta.url));
+const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+function spawnPeer(cfg: PeerConfig): ChildProcess {
+  return fork(peerScript, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+}
+
+function waitFor(child: ChildProcess, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onMsg = (m: unknown) => {
+      if (m === 'ready') {
+        child.off('message', onMsg);
+        resolve();
+      }
+    };
+    child.on('message', onMsg);
+    child.once('exit', (code, sig) => reject(new Error(`${what} exited (${code ?? sig}) before it was ready`)));
+  });
+}
+
+async function runTransport(t: Transport, quick: boolean, tmp: string): Promise<CaseResult[]> {
+  const steps = plan(quick);
+  const children: ChildProcess[] = [];
+  let broker: Broker | null = null;
+  const out: CaseResult[] = [];
+  const base: PeerConfig = { role: 'ping', transport: t.kind, plan: steps, mode: t.mode };
+  try {
+    if (t.kind === 'channel' || t.kind === 'pubsub') {
+      const peers = t.kind === 'pubsub' ? 1 + t.subscribers! : 2;
+      const socket = path.join(tmp, `${t.name}.sock`);
+      broker = new Broker({ socket, peers, outputSize: outputSizeFor(Math.max(...SIZES), peers), vectors: 2, protocol: IVSHM_PROTO_CHANNEL });
+      await broker.start();
+      base.path = socket;
+      base.peers = peers;
+      // The ivshm peers wait for each other themselves.
+      for (let id = 1; id < peers; id++) children.push(spawnPeer({ ...base, role: id === 1 ? 'pong' : 'sub', id, plan: undefined }));
+      base.id = 0;
+    } else if (t.kind === 'uds' || t.kind === 'tcp') {
+      if (t.kind === 'uds') base.path = path.join(tmp, 'uds.sock');
+      else base.port = 20000 + Math.floor(Math.random() * 20000);
+      const srv = spawnPeer({ ...base, role: 'pong', plan: undefined });
+      children.push(srv);
+      await waitFor(srv, `${t.name} server`);
+    }
+    const ping = spawnPeer(base);
+    children.push(ping);
+    await new Promise<void>((resolve, reject) => {
+      const budget = setTimeout(() => reject(new Error('no result within 120 s')), 120000);
+      ping.on('message', (m: unknown) => {
+        if (m === 'done') {
+          clearTimeout(budget);
+          resolve();
+          return;
+        }
+        const r = m as { size: number; latency: LatencyResult; throughput: ThroughputResult };
+        out.push({ transport: t.name, label: t.label, size: r.size, latency: r.latency, throughput: r.throughput });
+        const l = r.latency;
+        const th = r.throughput;
+        process.stderr.write(
+          `  ${t.name.padEnd(15)} ${fmtSize(r.size).padStart(6)}  rtt p50 ${l.p50.toFixed(2).padStart(9)} µs  p99 ${l.p99.toFixed(1).padStart(9)}  p99.9 ${l.p999.toFixed(1).padStart(9)}  ` +
+            `${th.msgsPerSec.toLocaleString('en').padStart(10)} msg/s  ${th.GBps.toFixed(3).padStart(7)} GB/s\n`,
+        );
+      });
+      ping.once('exit', (code, sig) => {
+        clearTimeout(budget);
+        if (code !== 0) reject(new Error(`measuring process exited (${code ?? sig})`));
+        else resolve();
+      });
+    });
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`  ${t.name}: ERROR ${msg}\n`);
+    for (const s of steps) if (!out.some((o) => o.size === s.size)) out.push({ transport: t.name, label: t.label, size: s.size, error: msg });
+  } finally {
+    for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+    await Promise.all(children.map((c) => (c.exitCode === null && c.signalCode === null ? new Promise((r) => c.once('exit', r)) : null)));
+    if (broker) await broker.stop();
+  }
+  return out;
+}
+
+export function fmtSize(n: number): string {
+  return n >= 1 << 20 ? `${n / (1 << 20)} MiB` : n >= 1024 ? `${n / 1024} KiB` : `${n} B`;
+}
+
+function table(results: CaseResult[]): string {
+  const lines = [
+    '| transport | payload | RTT p50 (µs) | RTT p99 (µs) | RTT p99.9 (µs) | msgs/s | GB/s |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of results) {
+    if (r.error || !r.latency || !r.throughput) {
+      lines.push(`| ${r.label} | ${fmtSize(r.size)} | error: ${r.error ?? '?'} | | | | |`);
+      continue;
+    }
+    const l = r.latency;
+    const t = r.throughput;
+    lines.push(`| ${r.label} | ${fmtSize(r.size)} | ${l.p50} | ${l.p99} | ${l.p999} | ${t.msgsPerSec.toLocaleString('en')} | ${t.GBps} |`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const onlyArg = args[args.indexOf('--only') + 1];
+  const only = args.includes('--only') && onlyArg ? onlyArg.split(',') : null;
+  const outArg = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
+  const transports = TRANSPORTS.filter((t) => !only || only.includes(t.name));
+  if (!transports.length) throw new Error(`--only matches none of ${TRANSPORTS.map((t) => t.name).join(', ')}`);
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-bench-'));
+  const meta = {
+    date: new Date().toISOString(),
+    command: `node ${path.relative(process.cwd(), fileURLToPath(import.meta.url))} ${args.join(' ')}`.trim(),
+    node: process.version,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cpus: os.cpus().length,
+    memGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadavgStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    loadavgEnd: [] as number[],
+    quick,
+    method:
+      'ping-pong round trips at a fixed rate, measured from the due time (no coordinated omission), HDR histogram; ' +
+      'throughput = messages sent as fast as back-pressure allows, until every receiver confirmed its count. ' +
+      'Each transport runs in fresh processes (worker: one process, two threads). Sizes include a 1-byte type tag. ' +
+      'ivshm pub-sub subscribers read samples in place; the echoing subscriber copies each ping once into a loaned sample.',
+    plan: plan(quick),
+  };
+  process.stderr.write(`bench:ipc ${quick ? '(quick) ' : ''}on ${meta.cpu} x${meta.cpus}, ${meta.platform}, Node ${meta.node}, load ${meta.loadavgStart.join(' ')}\n`);
+  const results: CaseResult[] = [];
+  try {
+    for (const t of transports) results.push(...(await runTransport(t, quick, tmp)));
+  } finally {
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+  meta.loadavgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
+  fs.mkdirSync(resultsDir, { recursive: true });
+  const json = outArg ?? path.join(resultsDir, quick ? 'ipc-quick.json' : 'ipc.json');
+  fs.writeFileSync(json, JSON.stringify({ meta, results }, null, 2) + '\n');
+  const svg = json.replace(/\.json$/, '') + '.svg';
+  fs.writeFileSync(svg, renderSvg({ meta, results }));
+  console.log(`\n${table(results)}\n\n${meta.cpu} x${meta.cpus}, ${meta.platform}, Node ${meta.node}, ${meta.date}, load ${meta.loadavgStart.join(' ')} -> ${meta.loadavgEnd.join(' ')}`);
+  console.log(`raw: ${path.relative(process.cwd(), json)}  plot: ${path.relative(process.cwd(), svg)}`);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
