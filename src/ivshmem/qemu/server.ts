@@ -76,6 +76,8 @@ interface Client {
   readonly watch: DuplexWatch;
   /** Messages that met a full socket buffer, sent when it drains. */
   queue: Queued[];
+  /** Peers whose vectors this client was sent: only they get a disconnect notice (QEMU calls others "invalid peer"). */
+  readonly known: Set<number>;
 }
 
 export class QemuServer extends EventEmitter<QemuServerEvents> {
@@ -84,6 +86,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
   readonly vectors: number;
   /** /dev/shm path with --shm, else null (memfd). */
   readonly shmPath: string | null;
+  private readonly shmName: string | undefined;
   private readonly log: (line: string) => void;
   private listenFd = -1;
   private listenWatch: Watch | null = null;
@@ -106,8 +109,6 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     this.shmName = opts.shm;
     this.log = opts.log ?? (() => {});
   }
-
-  private readonly shmName: string | undefined;
 
   /** Create the memory, listen. Resolves when clients can connect. */
   async start(): Promise<void> {
@@ -217,7 +218,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
       (hangup) => this.onClientInput(id, hangup),
       () => this.flush(id),
     );
-    const client: Client = { id, sock, vectors, pid: cred?.pid ?? null, watch, queue: [] };
+    const client: Client = { id, sock, vectors, pid: cred?.pid ?? null, watch, queue: [], known: new Set() };
     this.clients.set(id, client);
     this.log(`peer ${id} connected${cred ? ` (pid ${cred.pid}, uid ${cred.uid})` : ''}`);
 
@@ -226,17 +227,18 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     if (!this.send(client, IVSHMEM_PROTOCOL_VERSION)) return;
     if (!this.send(client, id)) return;
     if (!this.send(client, IVSHMEM_SHM_MSG, this.shmFd)) return;
-    for (const other of [...this.clients.values()]) {
-      if (other.id === id) continue;
-      for (const fd of vectors) if (!this.send(other, id, fd)) break;
-    }
-    if (!this.clients.has(id)) return;
-    for (const other of this.clients.values()) {
-      if (other.id === id) continue;
-      for (const fd of other.vectors) if (!this.send(client, other.id, fd)) return;
-    }
-    for (const fd of vectors) if (!this.send(client, id, fd)) return;
+    for (const other of [...this.clients.values()]) if (other !== client) this.announce(other, client);
+    for (const other of [...this.clients.values()]) if (other !== client && !this.announce(client, other)) return;
+    if (!this.announce(client, client)) return;
     this.emit('peer-joined', { peer: id, pid: client.pid });
+  }
+
+  /** Send `peer`'s vector eventfds to `to`, one message each (vector = order). False if `to` was dropped. */
+  private announce(to: Client, peer: Client): boolean {
+    if (!this.clients.has(to.id) || !this.clients.has(peer.id)) return this.clients.has(to.id);
+    to.known.add(peer.id);
+    for (const fd of peer.vectors) if (!this.send(to, peer.id, fd)) return false;
+    return true;
   }
 
   private onClientInput(id: number, hangup: boolean): void {
@@ -306,7 +308,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     client.vectors.forEach(closeFd);
     this.log(`peer ${id} left: ${reason}`);
     // Disconnect notification: the ID without an fd (§2 "Afterwards").
-    for (const other of [...this.clients.values()]) this.send(other, id);
+    for (const other of [...this.clients.values()]) if (other.known.delete(id)) this.send(other, id);
     this.emit('peer-gone', { peer: id, reason });
   }
 }
