@@ -17,7 +17,7 @@
 // it sends can crash this process: a malformed handshake rejects
 // connectQemu() with a ProtocolError, a malformed message later closes the
 // endpoint with the reason in `close` and in `protocolError`.
-import { ClosedError, IvshmError, OsError, ProtocolError } from '../../errors.js';
+import { ClosedError, ConfigError, IvshmError, OsError, ProtocolError } from '../../errors.js';
 import {
   closeFd,
   E,
@@ -176,7 +176,7 @@ export function connectQemu(opts: ConnectQemuOptions): Promise<QemuEndpoint> {
   const socket = opts.socket;
   const want = opts.vectors;
   if (want !== undefined && (!Number.isInteger(want) || want < 1 || want > IVSHMEM_MAX_VECTORS)) {
-    return Promise.reject(new ProtocolError(`vectors ${want} must be 1..${IVSHMEM_MAX_VECTORS}`));
+    return Promise.reject(new ConfigError(`vectors: ${want} must be an integer in 1..${IVSHMEM_MAX_VECTORS} (the server's vector count)`, 'IVSHM_ERR_INVALID_ARGUMENT'));
   }
   let sock: number;
   try {
