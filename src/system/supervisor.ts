@@ -5,7 +5,7 @@
 // restarts cells per policy; answers status and cell commands on a control
 // socket; and on stop removes everything it made (ivshmem-v2-notes.md e;
 // issue 6 item 3).
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
@@ -165,7 +165,8 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
 
     try {
       progress(`runtime directory ${this.dir}`);
-      this.prepareDir();
+      await this.prepareDir();
+      process.on('exit', this.exitHook);
       await this.listen();
       for (const ns of needNs) {
         progress(`network namespace ${ns}`);
@@ -195,9 +196,13 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
     }
   }
 
-  private prepareDir(): void {
+  private async prepareDir(): Promise<void> {
+    if (fs.existsSync(controlSocket(this.dir)) && !(await answers(controlSocket(this.dir)))) {
+      // A supervisor that was killed left its directory behind: nobody listens, so take it over.
+      this.log(`removing the stale runtime directory ${this.dir} of a supervisor that is gone`);
+      fs.rmSync(this.dir, { recursive: true, force: true });
+    }
     if (fs.existsSync(controlSocket(this.dir))) {
-      // A live supervisor answers on its socket; a dead one left a file behind.
       throw new ConfigError(
         `${controlSocket(this.dir)} exists: system "${this.system.name}" seems to be running; stop it first (or remove the stale directory ${this.dir})`,
       );
@@ -542,7 +547,33 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
     return this.stopping;
   }
 
+  /**
+   * Last resort when this process exits without stop() (uncaught error,
+   * process.exit): kill the cells' process groups and delete what we made,
+   * synchronously, so a crashed supervisor leaves nothing behind either.
+   */
+  private readonly exitHook = (): void => {
+    for (const p of [...this.cells.values(), ...[...this.links.values()].flatMap((rt) => rt.bridges)]) {
+      if (p.pid) {
+        try {
+          process.kill(-p.pid, 'SIGKILL');
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    for (const ns of this.createdNetns) {
+      try {
+        execFileSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+      } catch {
+        /* best effort */
+      }
+    }
+    if (this.ownsDir) fs.rmSync(this.dir, { recursive: true, force: true });
+  };
+
   private async doStop(): Promise<void> {
+    process.off('exit', this.exitHook);
     if (this.sampler) clearInterval(this.sampler);
     await Promise.all([...this.cells.values()].map((c) => c.stop()));
     await Promise.all([...this.links.values()].flatMap((rt) => rt.bridges.map((b) => b.stop())));
@@ -561,4 +592,16 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
     if (this.ownsDir) fs.rmSync(this.dir, { recursive: true, force: true });
     this.emit('stopped');
   }
+}
+
+/** Whether something accepts connections on a UNIX socket path. */
+function answers(socketPath: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(socketPath);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
 }
