@@ -8,6 +8,7 @@ import { register as up } from './up.js';
 import { register as status } from './status.js';
 import { register as cell } from './cell.js';
 import { register as qemuServer } from './qemu-server.js';
+import { register as net } from './net.js';
 
 export function registerCommands(program: Command): void {
   broker(program);
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   status(program);
   cell(program);
   qemuServer(program);
+  net(program);
 }

@@ -171,7 +171,6 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
     // read again (the TAP is drained and dropped-while-down from here on).
     if (!this.watch && !initial) this.resume();
     this.emit('carrier', on);
-    this.emit('log', { level: 'info', message: `carrier ${on ? 'on' : 'off'} on ${this.tap.name}` });
   }
 
   private startReading(): void {

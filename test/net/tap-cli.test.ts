@@ -1,0 +1,204 @@
+// `ivshm net` end to end (issue 4 tests): a broker process, two `ivshm net`
+// processes in two network namespaces, real TAPs, real ping and iperf3.
+// Needs root, iproute2, ping and iperf3; skips with a printed reason otherwise.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ip, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag, waitFor, sleep } from '../fixtures/tap-netns.js';
+import { hasEvent, lastCarrier, socketPath, spawnCli, startBroker, startNet, type NetCell, type Proc } from '../fixtures/tap-cells.js';
+
+const run = promisify(execFile);
+const TOOLS = ['ping', 'iperf3'];
+
+function cells(t: TestContext): [NetCell, NetCell] {
+  const tag = uniqueTag();
+  const n = 100 + (Number.parseInt(tag, 36) % 100);
+  return [
+    { ns: makeNetns(t), tap: `iva${tag}`, address: `10.${n}.0.1`, id: 0 },
+    { ns: makeNetns(t), tap: `ivb${tag}`, address: `10.${n}.0.2`, id: 1 },
+  ];
+}
+
+const carrierUp = (c: NetCell) => /LOWER_UP/.test(linkLine(c.ns, c.tap));
+const carrierDown = (c: NetCell) => /NO-CARRIER/.test(linkLine(c.ns, c.tap));
+
+async function ping(from: NetCell, to: NetCell, count = 3): Promise<void> {
+  await run('ip', ['netns', 'exec', from.ns, 'ping', '-c', String(count), '-i', '0.05', '-W', '2', to.address]);
+}
+
+function iperfServer(t: TestContext, c: NetCell): void {
+  const s = spawn('ip', ['netns', 'exec', c.ns, 'iperf3', '-s', '-p', '5201'], { stdio: 'ignore' });
+  t.after(() => {
+    s.kill('SIGKILL');
+  });
+}
+
+async function iperf(from: NetCell, to: NetCell, args: string[]): Promise<{ bps: number; json: Record<string, unknown> }> {
+  const { stdout } = await run('ip', ['netns', 'exec', from.ns, 'iperf3', '-c', to.address, '-p', '5201', '-J', ...args],
+    { maxBuffer: 1 << 24 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '{}' }));
+  const json = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number }; sum?: { bits_per_second?: number } } };
+  return { bps: json.end?.sum_received?.bits_per_second ?? json.end?.sum?.bits_per_second ?? 0, json: json as Record<string, unknown> };
+}
+
+async function twoCells(t: TestContext): Promise<{ sock: string; a: NetCell; b: NetCell; pa: Proc; pb: Proc; broker: Proc }> {
+  const [a, b] = cells(t);
+  const sock = socketPath(t);
+  const broker = await startBroker(t, sock);
+  const pa = startNet(t, sock, a);
+  const pb = startNet(t, sock, b);
+  await waitFor('carrier up on both TAPs', () => carrierUp(a) && carrierUp(b), 20000);
+  return { sock, a, b, pa, pb, broker };
+}
+
+/** Nothing left: no TAP in the namespace, the process gone. */
+function assertNoTap(c: NetCell): void {
+  assert.equal(linkLine(c.ns, c.tap), '', `TAP ${c.tap} left behind in ${c.ns}`);
+}
+
+test('ivshm net: ping both ways, 5 s of TCP, a UDP flood that does not wedge the link, clean SIGTERM', { timeout: 90000 }, async (t) => {
+  if (skipUnlessPrivileged(t, TOOLS)) return;
+  const { a, b, pa, pb } = await twoCells(t);
+  await ping(a, b);
+  await ping(b, a);
+  iperfServer(t, b);
+  await sleep(300);
+  const tcp = await iperf(a, b, ['-t', '5']);
+  console.log(`# TCP over ivshm (5 s, shared test machine): ${(tcp.bps / 1e9).toFixed(2)} Gbit/s`);
+  assert.ok(tcp.bps > 0, 'iperf3 moved data');
+  // Far more than the link carries: frames are dropped, the link must survive.
+  const udp = await iperf(a, b, ['-u', '-b', '20G', '-l', '8000', '-t', '3']);
+  void udp;
+  await ping(a, b);
+  await ping(b, a);
+  // SIGUSR1 prints counters; SIGTERM prints them again and removes the TAP.
+  pa.child.kill('SIGUSR1');
+  await waitFor('counters on SIGUSR1', () => pa.events.some((e) => e.event === 'counters' && e.why === 'SIGUSR1'));
+  const c = pa.events.find((e) => e.event === 'counters') as { bridge: { tapRxFrames: number; tapTxFrames: number } };
+  assert.ok(c.bridge.tapRxFrames > 0 && c.bridge.tapTxFrames > 0);
+  pa.child.kill('SIGTERM');
+  const ea = await pa.exited;
+  assert.equal(ea.code, 0, pa.text());
+  assert.ok(pa.events.some((e) => e.event === 'counters' && e.why === 'SIGTERM'));
+  assertNoTap(a);
+  await waitFor('B sees carrier down after A left', () => carrierDown(b), 10000);
+  pb.child.kill('SIGINT');
+  assert.equal((await pb.exited).code, 0, pb.text());
+  assertNoTap(b);
+});
+
+test('ivshm net: kill -9 one side during iperf3, the other loses carrier; a restart brings it back without restarting the survivor', { timeout: 90000 }, async (t) => {
+  if (skipUnlessPrivileged(t, TOOLS)) return;
+  const { sock, a, b, pa, pb } = await twoCells(t);
+  iperfServer(t, b);
+  await sleep(300);
+  // The client is killed afterwards: with its server's side gone it would
+  // wait for TCP to time out.
+  const load = spawn('ip', ['netns', 'exec', a.ns, 'iperf3', '-c', b.address, '-p', '5201', '-t', '30'], { stdio: 'ignore' });
+  t.after(() => {
+    load.kill('SIGKILL');
+  });
+  await waitFor('iperf3 traffic through A', () => {
+    pa.child.kill('SIGUSR1'); // answered by a counters line, seen on the next round
+    const last = [...pa.events].reverse().find((e) => e.event === 'counters') as { bridge?: { tapRxBytes: number } } | undefined;
+    return (last?.bridge?.tapRxBytes ?? 0) > 10_000_000;
+  }, 15000, 300);
+  pb.child.kill('SIGKILL');
+  await pb.exited;
+  await waitFor('A carrier down after B was killed', () => carrierDown(a) && lastCarrier(pa) === false, 10000);
+  assertNoTap(b); // a non-persistent TAP dies with its process, even on kill -9
+  load.kill('SIGKILL');
+  const pb2 = startNet(t, sock, b);
+  await waitFor('carrier up again on both', () => carrierUp(a) && carrierUp(b), 20000);
+  assert.equal(lastCarrier(pa), true);
+  await ping(a, b);
+  await ping(b, a);
+  assert.equal(pa.exitCode(), undefined, 'the survivor kept running');
+  void pb2;
+});
+
+for (const order of ['A first', 'B first', 'both at once'] as const) {
+  test(`ivshm net: start order ${order} ends with carrier up`, { timeout: 60000 }, async (t) => {
+    if (skipUnlessPrivileged(t, TOOLS)) return;
+    const [a, b] = cells(t);
+    const sock = socketPath(t);
+    await startBroker(t, sock);
+    const first = order === 'B first' ? b : a;
+    const second = order === 'B first' ? a : b;
+    const p1 = startNet(t, sock, first);
+    if (order !== 'both at once') {
+      await waitFor('first cell ready', () => hasEvent(p1, 'ready'), 15000);
+      await sleep(500);
+      assert.ok(carrierDown(first), 'alone on the link: no carrier');
+    }
+    startNet(t, sock, second);
+    await waitFor('carrier up on both', () => carrierUp(a) && carrierUp(b), 20000);
+    await ping(a, b);
+  });
+}
+
+test('ivshm net: the broker dies: a clear log line, both exit, nothing left behind', { timeout: 60000 }, async (t) => {
+  if (skipUnlessPrivileged(t, TOOLS)) return;
+  const { a, b, pa, pb, broker } = await twoCells(t);
+  broker.child.kill('SIGKILL');
+  const [ea, eb] = await Promise.all([pa.exited, pb.exited]);
+  assert.equal(ea.code, 1);
+  assert.equal(eb.code, 1);
+  for (const p of [pa, pb]) assert.ok(hasEvent(p, 'link-gone'), p.text());
+  assert.match(pa.text(), /link is gone.*broker/);
+  assertNoTap(a);
+  assertNoTap(b);
+});
+
+test('ivshm net: the TAP vanishes under the bridge: a clear log line, exit, no crash loop', { timeout: 60000 }, async (t) => {
+  if (skipUnlessPrivileged(t, TOOLS)) return;
+  const { a, b, pa, pb } = await twoCells(t);
+  ip(['-n', a.ns, 'link', 'delete', a.tap]);
+  const ea = await pa.exited;
+  assert.equal(ea.code, 1);
+  assert.ok(hasEvent(pa, 'tap-gone'), pa.text());
+  assert.match(pa.text(), /vanished|no longer exists/);
+  await waitFor('B carrier down', () => carrierDown(b), 10000);
+  assert.equal(pb.exitCode(), undefined, 'the other side keeps running');
+});
+
+test('ivshm net: a frame larger than the MTU from the TAP is dropped with a log line; the link keeps working', { timeout: 60000 }, async (t) => {
+  if (skipUnlessPrivileged(t, TOOLS)) return;
+  const { a, b, pa } = await twoCells(t);
+  ip(['-n', a.ns, 'link', 'set', a.tap, 'mtu', '20000']);
+  await run('ip', ['netns', 'exec', a.ns, 'ping', '-c', '1', '-W', '1', '-s', '19000', b.address]).catch(() => undefined);
+  await waitFor('oversize log line', () => /larger than the link MTU/.test(pa.text()), 10000);
+  ip(['-n', a.ns, 'link', 'set', a.tap, 'mtu', '16384']);
+  await ping(a, b);
+  assert.equal(pa.exitCode(), undefined);
+});
+
+test('ivshm net: bad input is a clear error before anything is created', { timeout: 30000 }, async (t) => {
+  if (skipUnlessPrivileged(t)) return;
+  const sock = socketPath(t);
+  const cases: [string[], RegExp][] = [
+    [['--netns', `missing${uniqueTag()}`], /does not exist.*ip netns add/],
+    [['--mac', '01:00:00:00:00:01'], /multicast/],
+    [['--address', '10.0.0.1'], /ADDRESS\/PREFIX/],
+    [['--wait', 'spin'], /event, poll or hybrid/],
+    [['--mtu', '70000'], /68\.\.65535/],
+  ];
+  for (const [extra, re] of cases) {
+    const p = spawnCli(t, ['net', '--socket', sock, '--tap', `ive${uniqueTag()}`, ...extra]);
+    const e = await p.exited;
+    assert.equal(e.code, 2, p.text());
+    assert.match(p.text(), re);
+  }
+  // No broker on the socket: the TAP opened first is removed again.
+  const ns = makeNetns(t);
+  const tap = `ive${uniqueTag()}`;
+  const p = spawnCli(t, ['net', '--socket', sock, '--tap', tap, '--netns', ns]);
+  const e = await p.exited;
+  assert.notEqual(e.code, 0);
+  assert.equal(linkLine(ns, tap), '');
+  // Without root: says what is missing.
+  const r = spawnSync(process.execPath, [(await import('../fixtures/tap-cells.js')).CLI, 'net', '--socket', sock, '--tap', `ivu${uniqueTag()}`],
+    { uid: 65534, gid: 65534, encoding: 'utf8' });
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /root or CAP_NET_ADMIN/);
+});
