@@ -52,6 +52,10 @@ export async function upSystem(file: string, opts: UpOptions = {}): Promise<Runn
 export async function upForeground(file: string, opts: UpOptions = {}): Promise<void> {
   const sys = await upSystem(file, opts);
   const log = opts.log ?? ((l: string) => console.log(l));
+  // Give the peers a moment to join so the first table shows them.
+  for (let i = 0; i < 30 && !sys.supervisor.status().links.every((l) => l.members.every((m) => m.joined)); i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
   log(formatStatus(sys.supervisor.status()));
   if (sys.supervisor.dashboardUrl) log(`dashboard: ${sys.supervisor.dashboardUrl}`);
   log(`running; ivshm status / ivshm cell stop|start|restart NAME from another terminal; Ctrl-C stops everything`);
