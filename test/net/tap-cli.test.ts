@@ -34,11 +34,23 @@ function iperfServer(t: TestContext, c: NetCell): void {
   });
 }
 
-async function iperf(from: NetCell, to: NetCell, args: string[]): Promise<{ bps: number; json: Record<string, unknown> }> {
-  const { stdout } = await run('ip', ['netns', 'exec', from.ns, 'iperf3', '-c', to.address, '-p', '5201', '-J', ...args],
-    { maxBuffer: 1 << 24 }).catch((e: { stdout?: string }) => ({ stdout: e.stdout ?? '{}' }));
-  const json = JSON.parse(stdout) as { end?: { sum_received?: { bits_per_second?: number }; sum?: { bits_per_second?: number } } };
-  return { bps: json.end?.sum_received?.bits_per_second ?? json.end?.sum?.bits_per_second ?? 0, json: json as Record<string, unknown> };
+/** Run an iperf3 client; killed in t.after if the test ends first (a watchdog timeout). */
+function iperf(t: TestContext, from: NetCell, to: NetCell, args: string[]): Promise<{ bps: number }> {
+  const c = spawn('ip', ['netns', 'exec', from.ns, 'iperf3', '-c', to.address, '-p', '5201', '-J', ...args], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => {
+    c.kill('SIGKILL');
+  });
+  let out = '';
+  c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => {
+    c.on('exit', () => {
+      let json: { end?: { sum_received?: { bits_per_second?: number }; sum?: { bits_per_second?: number } } } = {};
+      try {
+        json = JSON.parse(out) as typeof json;
+      } catch { /* no JSON: 0 */ }
+      resolve({ bps: json.end?.sum_received?.bits_per_second ?? json.end?.sum?.bits_per_second ?? 0 });
+    });
+  });
 }
 
 async function twoCells(t: TestContext): Promise<{ sock: string; a: NetCell; b: NetCell; pa: Proc; pb: Proc; broker: Proc }> {
@@ -63,11 +75,11 @@ test('ivshm net: ping both ways, 5 s of TCP, a UDP flood that does not wedge the
   await ping(b, a);
   iperfServer(t, b);
   await sleep(300);
-  const tcp = await iperf(a, b, ['-t', '5']);
+  const tcp = await iperf(t, a, b, ['-t', '5']);
   console.log(`# TCP over ivshm (5 s, shared test machine): ${(tcp.bps / 1e9).toFixed(2)} Gbit/s`);
   assert.ok(tcp.bps > 0, 'iperf3 moved data');
   // Far more than the link carries: frames are dropped, the link must survive.
-  const udp = await iperf(a, b, ['-u', '-b', '20G', '-l', '8000', '-t', '3']);
+  const udp = await iperf(t, a, b, ['-u', '-b', '20G', '-l', '8000', '-t', '3']);
   void udp;
   await ping(a, b);
   await ping(b, a);
