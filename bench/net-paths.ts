@@ -3,9 +3,10 @@
 //   veth   a kernel veth pair (what the kernel alone does)
 //   ivshm  TAP -> `ivshm net` -> ivshmem-net link -> `ivshm net` -> TAP
 //   socat  TAP <-> socat <-> UNIX datagram socket <-> socat <-> TAP (the do-it-yourself relay)
-// For each MTU, every path gets its own namespace pair; runs are interleaved
-// (run 1 of every path, then run 2, ...) so slow phases of this shared VM hit
-// all paths alike. Each run: ping (avg, mdev of -c 200 -i 0.01), iperf3 TCP
+// Each run of each path gets a fresh namespace pair (torn down after it, so a
+// spinning wait mode never competes with another path); runs are interleaved
+// (run 1 of every path, then run 2, ...) so slow phases of a shared VM hit all
+// paths alike. Each run: ping (avg, mdev of -c 200 -i 0.01), iperf3 TCP
 // single stream and -P 2. Report: median (min-max) over the runs.
 //
 // Everything created (namespaces, veths, TAPs, processes, sockets) is removed
@@ -184,11 +185,12 @@ interface Setup {
 }
 
 let subnet = 10;
+const nextSubnet = () => (subnet = subnet >= 250 ? 10 : subnet + 1);
 
 async function setupVeth(mtu: number): Promise<Setup> {
   const nsA = makeNs('va');
   const nsB = makeNs('vb');
-  const s = subnet++;
+  const s = nextSubnet();
   ip('link', 'add', `${tag}v0`, 'netns', nsA, 'type', 'veth', 'peer', 'name', `${tag}v1`, 'netns', nsB);
   const [a, b] = [`${tag}v0`, `${tag}v1`];
   ip('-n', nsA, 'link', 'set', a, 'mtu', String(mtu), 'up');
@@ -202,7 +204,7 @@ async function setupVeth(mtu: number): Promise<Setup> {
 async function setupSocat(mtu: number): Promise<Setup> {
   const nsA = makeNs('sa');
   const nsB = makeNs('sb');
-  const s = subnet++;
+  const s = nextSubnet();
   const sockA = path.join(os.tmpdir(), `${tag}-socat-a.sock`);
   const sockB = path.join(os.tmpdir(), `${tag}-socat-b.sock`);
   for (const f of [sockA, sockB]) {
@@ -229,7 +231,7 @@ async function setupIvshm(mtu: number, wait: string, outputSize: string): Promis
   const suffix = wait === 'event' ? 'i' : wait[0]!;
   const nsA = makeNs(`${suffix}a`);
   const nsB = makeNs(`${suffix}b`);
-  const s = subnet++;
+  const s = nextSubnet();
   const sock = path.join(os.tmpdir(), `${tag}-${wait}.sock`);
   files.add(sock);
   const broker = start(process.execPath, [cli, 'broker', '--socket', sock, '--peers', '2', '--output-size', outputSize,
@@ -322,7 +324,7 @@ function report(o: Options, results: Map<string, Sample[]>, describes: Map<strin
   lines.push(`Command: \`${['node', 'dist/bench/net-paths.js', ...process.argv.slice(2)].join(' ')}\`. ` +
     `Each cell: median (min–max) over ${o.runs} run(s); runs of all paths interleaved. ` +
     `Ping: \`ping -c ${o.pingCount} -i 0.01 -q\` avg and mdev in µs. TCP: \`iperf3 -t ${o.time}\` (-P 1 and -P 2), Gbit/s received. ` +
-    'IPv6 is disabled in the namespaces; each path has its own namespace pair.', '');
+    'IPv6 is disabled in the namespaces; every run of every path is set up fresh in its own namespace pair and torn down after it.', '');
   lines.push('| path | MTU | ping avg µs | ping mdev µs | TCP Gbit/s | TCP -P 2 Gbit/s | TCP vs veth | ping vs veth |');
   lines.push('|---|---|---|---|---|---|---|---|');
   for (const mtu of o.mtus) {
@@ -370,25 +372,19 @@ async function main(): Promise<void> {
   const results = new Map<string, Sample[]>();
   const describes = new Map<string, string>();
   const errors: string[] = [];
+  // A path is set up fresh for each run and torn down right after it, so
+  // spinning wait modes (poll, hybrid) never steal CPU from another path's run.
   for (const mtu of o.mtus) {
-    const setups = new Map<string, Setup>();
-    for (const p of o.paths) {
-      try {
-        const s = await setupPath(p, mtu, o);
-        // One iperf3 server per path, in the B namespace.
-        s.procs.unshift(start('ip', ['netns', 'exec', s.nsB, 'iperf3', '-s', '-p', '5201'], `iperf3 server ${s.nsB}`));
-        setups.set(p, s);
-        describes.set(p, s.describe);
-      } catch (err) {
-        errors.push(`${p} MTU ${mtu}: setup failed: ${(err as Error).message}`);
-        console.error(`${p} MTU ${mtu}: setup failed: ${(err as Error).message}`);
-      }
-    }
-    await sleep(500); // iperf3 servers listening
     for (let run = 1; run <= o.runs; run++) {
-      for (const [p, s] of setups) {
+      for (const p of o.paths) {
         const key = `${p}/${mtu}`;
+        let s: Setup | undefined;
         try {
+          s = await setupPath(p, mtu, o);
+          // The iperf3 server in the B namespace.
+          s.procs.unshift(start('ip', ['netns', 'exec', s.nsB, 'iperf3', '-s', '-p', '5201'], `iperf3 server ${s.nsB}`));
+          describes.set(p, s.describe);
+          await sleep(300); // server listening
           const x = measure(s, o);
           (results.get(key) ?? results.set(key, []).get(key)!).push(x);
           console.error(`run ${run}/${o.runs} ${p.padEnd(12)} MTU ${String(mtu).padStart(5)}: ping ${x.pingAvgUs.toFixed(0)} µs ` +
@@ -396,10 +392,11 @@ async function main(): Promise<void> {
         } catch (err) {
           errors.push(`${p} MTU ${mtu} run ${run}: ${(err as Error).message}`);
           console.error(`run ${run} ${p} MTU ${mtu} failed: ${(err as Error).message}`);
+        } finally {
+          if (s) await teardown(s);
         }
       }
     }
-    for (const s of setups.values()) await teardown(s);
   }
   const text = report(o, results, describes, started, errors);
   fs.mkdirSync(path.dirname(o.out), { recursive: true });

@@ -106,6 +106,16 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
   private readonly onFrame = (f: Buffer) => this.toTap(f);
   private readonly onCarrier = (on: boolean) => this.applyCarrier(on);
   private readonly onWritable = () => this.resume();
+  private drainScheduled = false;
+  /**
+   * After frames were written to the TAP, read it once more right away: the
+   * kernel answers a ping or ACKs a TCP segment inside the write() call, so the
+   * reply is usually queued already; reading it now saves a trip through epoll.
+   */
+  private readonly drainAfterWrite = () => {
+    this.drainScheduled = false;
+    if (this.watch && !this.closed) this.fromTap(false);
+  };
 
   constructor(link: BridgeLink, tap: TapDevice, opts: TapBridgeOptions = {}) {
     super();
@@ -213,7 +223,7 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
   /** Drain up to one batch of frames from the TAP and hand them to the link. */
   private fromTap(hangup: boolean): void {
     if (this.closed) return;
-    this.stats.tapReadBatches++;
+    this.stats.tapReadBatches++; // includes drains after writes that found nothing
     const maxFrame = this.link.mtu + ETH_HLEN + VLAN_HLEN + this.tap.vnetHdrLen;
     const carrier = this.link.carrier;
     const frames = this.views;
@@ -265,6 +275,10 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
     if (e === 0) {
       this.stats.tapTxFrames++;
       this.stats.tapTxBytes += frame.byteLength;
+      if (!this.drainScheduled) {
+        this.drainScheduled = true;
+        queueMicrotask(this.drainAfterWrite);
+      }
       return;
     }
     if (e === EBADFD) {

@@ -52,6 +52,8 @@ export const VIRTIO_NET_HDR_F_NEEDS_CSUM = 1;
 export const VIRTIO_NET_HDR_F_DATA_VALID = 2;
 
 export const ETH_HLEN = 14;
+/** Largest MTU the tun driver accepts (65535 - ETH_HLEN, `ip -d link` maxmtu). */
+export const TAP_MAX_MTU = 65521;
 /** Largest frame a TAP read can return: 64 KiB payload + header (+ vnet header). */
 export const TAP_MAX_FRAME = 65536 + ETH_HLEN + VNET_HDR_LEN;
 
@@ -260,7 +262,8 @@ export class TapDevice {
       const code = errno();
       if (code === E.ENODEV) throw this.vanishedError(what);
       throw osError('ioctl', `${what} ${this.name}`,
-        code === E.EPERM ? 'changing an interface needs root or CAP_NET_ADMIN' : '');
+        code === E.EPERM ? 'changing an interface needs root or CAP_NET_ADMIN'
+          : code === E.EINVAL && req === SIOCSIFMTU ? `a TAP accepts MTUs ${68}..${TAP_MAX_MTU}` : '');
     }
     return b;
   }
