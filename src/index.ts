@@ -13,3 +13,5 @@ export {
   type EndpointCounters,
 } from './ivshmem/endpoint-base.js';
 export { parseSize, resolveLinkParams, regionLayout, type LinkParams } from './ivshmem/layout.js';
+export { QemuServer, qemuShmSize, type QemuServerOptions } from './ivshmem/qemu/server.js';
+export { connectQemu, QemuEndpoint, type ConnectQemuOptions } from './ivshmem/qemu/client.js';

@@ -43,7 +43,7 @@ export class PeerShell {
         `state ${d.sizes.state} B, rw ${d.sizes.rw} B, output ${d.sizes.output} B; peers present: ${d.peers().join(', ')}`,
     );
     d.on('interrupt', (e) =>
-      this.print('interrupt', { ...e }, `interrupt on vector ${e.vector} from ${e.from < 0 ? 'the broker (state change)' : `peer ${e.from}`}${e.count > 1 ? ` (x${e.count})` : ''}`),
+      this.print('interrupt', { ...e }, `interrupt on vector ${e.vector} from ${e.from >= 0 ? `peer ${e.from}` : d.sizes.state > 0 ? 'the broker (state change)' : 'an unknown peer (QEMU eventfds do not name the sender)'}${e.count > 1 ? ` (x${e.count})` : ''}`),
     );
     d.on('state', (e) => this.print('state', { ...e }, `peer ${e.peer} state ${e.previous} -> ${e.value}`));
     d.on('peer-joined', (e) => this.print('peer-joined', { ...e }, `peer ${e.peer} joined`));

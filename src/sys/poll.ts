@@ -3,6 +3,9 @@
 // is kept in `live` until closed (baselines.md "What these numbers say").
 import { pollFd, type PollHandle } from './libc.js';
 
+// libuv allows one uv_poll per fd: a second watch on the same fd (say
+// readable and writable separately) aborts Node. Use fd-watch.ts's
+// watchDuplex when both directions are needed.
 const live = new Set<PollHandle>();
 
 export interface Watch {

@@ -66,16 +66,23 @@ export function unixListen(path: string, kind: SocketKind): number {
     if (r === 0 || e === E.EAGAIN) fail2(`${path} is in use by a running server; stop it or choose another --socket path`);
     fs.unlinkSync(path);
   }
+  // bind() creates the file before listen(): a client connecting in between
+  // would get ECONNREFUSED. Bind a temporary name, listen, then rename it
+  // into place, so the path exists only once it accepts connections.
   const fd = newSocket(kind, true);
-  const sa = sockaddrUn(path);
+  const tmp = `${path}.${process.pid}.tmp`;
+  const sa = sockaddrUn(tmp);
+  fs.rmSync(tmp, { force: true });
   if ((c.bind(fd, sa, sa.length) as number) < 0) {
     c.close(fd);
-    fail('bind', path);
+    fail('bind', tmp);
   }
   if ((c.listen(fd, 128) as number) < 0) {
     c.close(fd);
+    fs.rmSync(tmp, { force: true });
     fail('listen', path);
   }
+  fs.renameSync(tmp, path);
   return fd;
 }
 
