@@ -8,6 +8,7 @@
 // here. A member may still repeat `peers`, `vectors`, `protocol` or a size
 // (handy when porting a Jailhouse config); check.ts reports any mismatch (g.37).
 import { z } from 'zod';
+import { IVSHM_PROTO_CHANNEL, IVSHM_PROTO_USER_MAX, IVSHM_PROTO_USER_MIN } from '../channel/layout.js';
 
 export const LINK_KINDS = ['raw', 'net', 'channel', 'pubsub'] as const;
 export type LinkKind = (typeof LINK_KINDS)[number];
@@ -76,7 +77,7 @@ export const linkSchema = z.strictObject({
   peers: z.int().optional(),
   /** Interrupt vectors per peer; default 2 for net (c.1), 1 otherwise. */
   vectors: z.int().optional(),
-  /** Protocol number; default per kind (net 0x0001, channel 0x4000, pubsub 0x4001, raw 0). */
+  /** Protocol number; default per kind (net 0x0001, channel and pubsub 0x4348, raw 0). */
   protocol: intOrHex.optional(),
   outputSize: size.optional(),
   rwSize: size.default(0),
@@ -119,8 +120,8 @@ export type RestartConfig = z.infer<typeof restartSchema>;
 export const KIND_PROTOCOL: Record<LinkKind, { default: number; min: number; max: number; what: string }> = {
   raw: { default: 0, min: 0, max: 0xffff, what: '0x0000..0xFFFF' },
   net: { default: 0x0001, min: 0x0001, max: 0x0001, what: '0x0001 (ivshmem-net)' },
-  channel: { default: 0x4000, min: 0x4000, max: 0x7fff, what: '0x4000..0x7FFF (user protocols)' },
-  pubsub: { default: 0x4001, min: 0x4000, max: 0x7fff, what: '0x4000..0x7FFF (user protocols)' },
+  channel: { default: IVSHM_PROTO_CHANNEL, min: IVSHM_PROTO_USER_MIN, max: IVSHM_PROTO_USER_MAX, what: '0x4000..0x7FFF (user protocols)' },
+  pubsub: { default: IVSHM_PROTO_CHANNEL, min: IVSHM_PROTO_USER_MIN, max: IVSHM_PROTO_USER_MAX, what: '0x4000..0x7FFF (user protocols)' },
 };
 
 /** Default output section size per kind: Jailhouse's net macro uses 0x7F000 (e.2). */

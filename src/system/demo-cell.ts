@@ -1,9 +1,11 @@
 // The cell program of the demo and of the supervisor tests. It joins every
 // non-net link it was given (connect with no configuration: IVSHM_LINKS) and
-// plays ping-pong over it; with DEMO_NET_PEER set it also sends UDP echoes
-// over the ivshmem-net TAP device. It reports counters to the supervisor.
+// plays ping-pong over it: on channel links with the message channel of
+// src/channel, on raw links with a mailbox; with DEMO_NET_PEER set it also
+// sends UDP echoes over the ivshmem-net TAP device. It reports counters to
+// the supervisor.
 //
-// Mailbox in each peer's own output section (little-endian):
+// Raw-link mailbox in each peer's own output section (little-endian):
 //   0: u32 sequence   4: u32 payload length   8: payload
 // A peer only writes its own section and only reads the other's (a.6), and
 // every length read from the peer is range-checked before use.
@@ -12,6 +14,7 @@
 // Env: DEMO_INTERVAL_MS (pause between pings, default 10), DEMO_PAYLOAD (bytes,
 // default 256), DEMO_NET_PEER / DEMO_NET_PORT (UDP echo over the TAP).
 import dgram from 'node:dgram';
+import { Channel } from '../channel/channel.js';
 import type { Device } from '../ivshmem/device.js';
 import { cellLinks, connectCellLink, CounterReporter, type LinkCounters } from './cell-env.js';
 
@@ -30,6 +33,44 @@ const HDR = 8;
 let shuttingDown = false;
 const reporter = new CounterReporter();
 const devices: Device[] = [];
+const channels: Channel[] = [];
+
+async function playChannel(name: string): Promise<void> {
+  const dev = await connectCellLink(name);
+  devices.push(dev);
+  const ch = new Channel(dev);
+  channels.push(ch);
+  reporter.track(name, () => ({ messages: ch.counters.received, bytes: ch.counters.bytesReceived, doorbells: dev.counters.doorbellsSent }));
+  say(`joined channel ${name} as peer ${dev.id} of ${dev.maxPeers}`);
+  const payload = Buffer.alloc(payloadSize, role);
+  ch.on('peer-up', (e) => {
+    say(`peer ${e.peer} joined ${name}`);
+    if (role === 'ping') void ch.send(payload).catch(() => {});
+  });
+  ch.on('peer-down', (e) => say(`peer ${e.peer} gone from ${name} (${e.reason})`));
+  ch.on('violation', (e) => say(`peer ${e.peer} broke the channel protocol on ${name}: ${e.reason}`));
+  let lastReply = Date.now();
+  ch.on('message', (m) => {
+    lastReply = Date.now();
+    if (role === 'pong') void ch.send(m.data).catch(() => {});
+    else setTimeout(() => void ch.send(payload).catch(() => {}), interval);
+  });
+  // A ping sent before the peer attached its reader is never delivered (the
+  // channel reports it unconfirmed in peer-down/peer-up): start again.
+  if (role === 'ping') {
+    setInterval(() => {
+      if (Date.now() - lastReply > 1000) {
+        lastReply = Date.now();
+        void ch.send(payload).catch(() => {});
+      }
+    }, 500).unref();
+  }
+  dev.on('close', ({ reason }) => {
+    if (shuttingDown) return;
+    say(`link ${name} closed (${reason})`);
+    process.exit(1);
+  });
+}
 
 async function playLink(name: string): Promise<void> {
   const dev = await connectCellLink(name);
@@ -124,8 +165,8 @@ function udpEcho(): void {
 
 const links = Object.entries(cellLinks()).filter(([, e]) => e.kind !== 'net');
 say(`${role} starting with ${links.length} link(s)`);
-for (const [name] of links) {
-  playLink(name).catch((err: Error) => {
+for (const [name, e] of links) {
+  (e.kind === 'channel' ? playChannel(name) : playLink(name)).catch((err: Error) => {
     say(`cannot join ${name}: ${err.message}`);
     process.exit(2);
   });
@@ -139,6 +180,7 @@ if (crashAfter > 0) {
 }
 const shutdown = (): void => {
   shuttingDown = true;
+  for (const c of channels) c.close();
   for (const d of devices) d.close();
   reporter.close();
   process.exit(0);

@@ -8,6 +8,8 @@ const pad = (rows: string[][]): string[] => {
 };
 
 const hex4 = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`;
+/** State Table values: small ones (net RESET..RUN) in decimal, session words in hex. */
+export const stateText = (v: number): string => (v < 256 ? String(v) : `0x${v.toString(16).padStart(8, '0')}`);
 
 function uptime(ms: number | null): string {
   if (ms === null) return '-';
@@ -34,7 +36,7 @@ export function formatStatus(st: SystemStatus): string {
         l.name,
         l.kind,
         hex4(l.protocol),
-        l.members.map((m) => `${m.id}:${m.cell} ${m.joined ? m.state : 'absent'}`).join(', '),
+        l.members.map((m) => `${m.id}:${m.cell} ${m.joined ? stateText(m.state) : 'absent'}`).join(', '),
         String(l.rates.frames),
         String(l.rates.messages),
         `${formatBytes(l.rates.bytes)}`,

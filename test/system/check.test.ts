@@ -62,7 +62,7 @@ const RULES: [string, string[]][] = [
     "7:66: links[0].members[2].id: ID 9 is outside 0..2 (the link has 3 peers)",
   ]],
   ['mismatch-protocol', [
-    "7:53: links[0].members[1].protocol: 0x4005 differs from the link's 0x4000; all peers of a link must agree",
+    "7:53: links[0].members[1].protocol: 0x4005 differs from the link's 0x4348; all peers of a link must agree",
   ]],
   ['mismatch-vectors', [
     "8:65: links[0].members[1].vectors: 3 differs from the link's 2; all peers of a link must agree",
@@ -198,7 +198,7 @@ links:
   assert.match(n0!.members[0]!.mac!, /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/);
   assert.equal(n0!.members[0]!.mac, r2.system!.links[0]!.members[0]!.mac);
   assert.notEqual(n0!.members[0]!.mac, n0!.members[1]!.mac);
-  assert.equal(c0!.protocol, 0x4000);
+  assert.equal(c0!.protocol, 0x4348);
   assert.equal(r1.system!.sharedMemory, 4096 + 2 * 0x7f000 + 4096 + 2 * 65536);
   assert.equal(r1.system!.cells[0]!.restart.policy, 'on-failure');
 });

@@ -7,13 +7,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
-import { root, startUp } from './helpers.js';
+import { fixtureCopy, root, startUp } from './helpers.js';
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 test('dashboard: cells, link graph, live counters in Chromium', { timeout: 120_000 }, async (t) => {
   if (!fs.existsSync(CHROMIUM)) return t.skip(`no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`);
-  const up = await startUp(path.join(root, 'test/fixtures/system-sup.yaml'), 'sup-test', ['--http', '127.0.0.1:0']);
+  const file = fixtureCopy('system-sup.yaml', { 'sup-test': 'dash-test', 'suptest-': 'dashtest-' });
+  const up = await startUp(file, 'dash-test', ['--http', '127.0.0.1:0']);
   let browser: Browser | null = null;
   try {
     // playwright-core gives every launch a fresh temporary profile.
@@ -25,7 +26,7 @@ test('dashboard: cells, link graph, live counters in Chromium', { timeout: 120_0
     });
     const url = await up.waitFor('the dashboard URL', (st) => st.dashboard ?? undefined);
     assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
-    await up.waitFor('traffic on suptest-l0', (st) => st.links.find((l) => l.name === 'suptest-l0')!.totals.messages > 0);
+    await up.waitFor('traffic on dashtest-l0', (st) => st.links.find((l) => l.name === 'dashtest-l0')!.totals.messages > 0);
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     await page.goto(url);
 
@@ -36,9 +37,9 @@ test('dashboard: cells, link graph, live counters in Chromium', { timeout: 120_0
     await page.waitForSelector('#cells tr[data-cell="a"] [data-state="running"]');
     // The graph: a node per cell, a node per link.
     assert.equal(await page.locator('#graph-svg circle[data-cell]').count(), 3);
-    assert.deepEqual(await page.$$eval('#graph-svg rect[data-link]', (r) => r.map((x) => x.getAttribute('data-link'))), ['suptest-l0', 'suptest-l1']);
+    assert.deepEqual(await page.$$eval('#graph-svg rect[data-link]', (r) => r.map((x) => x.getAttribute('data-link'))), ['dashtest-l0', 'dashtest-l1']);
     // Peers and their state per link.
-    assert.match(await page.locator('#links tbody tr').first().innerText(), /suptest-l0[\s\S]*0: a, state 1; 1: b, state 1/);
+    assert.match(await page.locator('#links tbody tr').first().innerText(), /dashtest-l0[\s\S]*0: a, state 1; 1: b, state 1/);
 
     // A moving counter, without reloading: the message total grows and updates keep coming.
     const read = async (): Promise<{ messages: number; updates: number }> => ({
@@ -68,5 +69,6 @@ test('dashboard: cells, link graph, live counters in Chromium', { timeout: 120_0
   } finally {
     await browser?.close();
     await up.stop();
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
   }
 });

@@ -12,7 +12,7 @@ const script = `import { runDemo } from ${JSON.stringify(path.join(root, 'dist/s
 await runDemo({ durationMs: 6000, statusEverySeconds: 2 });`;
 
 function lastChatRate(out: string): number {
-  const rows = [...out.matchAll(/^chat\s+channel\s+0x4000\s+0:alpha 1, 1:beta 1\s+\d+\s+(\d+)/gm)];
+  const rows = [...out.matchAll(/^chat\s+channel\s+0x4348\s+0:alpha \S+, 1:beta \S+\s+\d+\s+(\d+)/gm)];
   return rows.length ? Number(rows[rows.length - 1]![1]) : 0;
 }
 

@@ -107,3 +107,18 @@ export function memfdsOf(link: string): string[] {
 }
 
 export const isRoot = (): boolean => process.getuid?.() === 0;
+
+/**
+ * A copy of a fixture with its names changed, so test files that run in
+ * parallel never share link names (memfd names) or systems. Relative cell
+ * paths are made absolute.
+ */
+export function fixtureCopy(name: string, replace: Record<string, string>): string {
+  let text = fs.readFileSync(path.join(root, 'test/fixtures', name), 'utf8');
+  text = text.replaceAll('../../dist/', `${path.join(root, 'dist')}/`);
+  for (const [from, to] of Object.entries(replace)) text = text.replaceAll(from, to);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-fixture-'));
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
