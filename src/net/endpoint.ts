@@ -154,6 +154,10 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
     this.highWater = opts.iteratorHighWater ?? 4 * this.sizing.num;
     this.queue = new IvshmNetQueue(this.sizing, dev.output, mtu);
     this.queue.onViolation = (v) => this.onViolation(v);
+    this.queue.ringPeer = () => {
+      this.stats.rxNotify++;
+      this.dev.ring(this.peerId, this.dataVector);
+    };
 
     // A kernel driver sets Privileged Control 0 (no one-shot) and enables interrupts (c.1).
     dev.oneShot = false;
@@ -425,6 +429,9 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
       if (!this.txRoom() || !this.queue.enqueue(f)) break;
       n++;
       bytes += f.byteLength;
+      // Publish during a long batch so a receiver already polling can start
+      // while we copy (the doorbell, if any, is still rung once at the end).
+      if ((n & 15) === 0) this.queue.publish();
     }
     if (n > 0) {
       this.stats.txPackets += n;

@@ -31,6 +31,8 @@ export const IVSHM_NET_VIOLATIONS = {
 } as const;
 export type IvshmNetViolation = keyof typeof IVSHM_NET_VIOLATIONS;
 
+const SLAB_BYTES = 256 * 1024;
+
 export interface NetQueueHooks {
   /** Tests only: called after an RX descriptor was snapshotted and validated, before the copy. */
   afterRxSnapshot?(addr: number, len: number): void;
@@ -50,6 +52,13 @@ export class IvshmNetQueue {
   readonly violations: ViolationCounters = {};
   onViolation: ViolationSink | undefined;
   hooks: NetQueueHooks | undefined;
+  /** Called when the peer asked for a completion doorbell in the middle of a receive batch. */
+  ringPeer: (() => void) | undefined;
+
+  // Private RX copies are carved from a slab (one allocation per 256 KiB
+  // instead of one ArrayBuffer per large frame); a slice keeps only its slab alive.
+  private slab: Buffer = Buffer.alloc(0);
+  private slabOff = 0;
 
   // Frame FIFO (offsets relative to the data area).
   head = 0;
@@ -278,14 +287,33 @@ export class IvshmNetQueue {
         break;
       }
       this.hooks?.afterRxSnapshot?.(addr, len);
-      const buf = Buffer.allocUnsafe(len);
-      buf.set(peer.subarray(addr, addr + len));
+      const buf = this.privateCopy(peer, addr, len);
       rx.push(head, IVSHM_NET_USED_LEN);
       out.push(buf);
       n++;
+      // Hand slots back during a long batch so the sender can refill while we copy.
+      if ((n & 15) === 0) {
+        rx.publishUsed();
+        if (this.ringPeer !== undefined && rx.needsNotify()) this.ringPeer();
+      }
     }
     if (n > 0) rx.publishUsed();
     return n;
+  }
+
+  private privateCopy(peer: Uint8Array, addr: number, len: number): Buffer {
+    let buf: Buffer;
+    if (len > SLAB_BYTES / 8) buf = Buffer.allocUnsafeSlow(len);
+    else {
+      if (this.slabOff + len > this.slab.byteLength) {
+        this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        this.slabOff = 0;
+      }
+      buf = this.slab.subarray(this.slabOff, this.slabOff + len);
+      this.slabOff = (this.slabOff + len + 7) & ~7;
+    }
+    buf.set(peer.subarray(addr, addr + len));
+    return buf;
   }
 
   /** Whether the peer asked for a doorbell for the completions published since the last call. */
