@@ -294,14 +294,19 @@ export class Channel extends EventEmitter<ChannelEvents> {
     endpoint.on('close', this.onClose);
     this.watchdog = setInterval(() => {
       this.sync();
+      if (this.txReady()) this.refreshHead();
       this.pump.kick();
     }, opts.watchdogMs ?? 250);
     this.watchdog.unref();
     (this as EventEmitter).on('newListener', (name: string | symbol) => {
       if (name === 'message') this.pump.kick();
     });
-    this.sync();
-    this.pump.start();
+    // Events are never emitted from the constructor (the peer may attach while
+    // it runs, in another process): listeners added right after it see them.
+    setImmediate(() => {
+      this.sync();
+      this.pump.start();
+    });
   }
 
   /** Largest message this channel can send (half our ring). */
@@ -705,6 +710,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   private arm(on: boolean): boolean {
     if (this.closed) return false;
+    // Going idle: note what the peer confirmed, so a peer-down reports a tight gap.
+    if (on && this.txReady() && this.confirmedSeq !== ((this.nextSeq - 1) >>> 0)) this.refreshHead();
     const p = this.peer;
     const r = this.reader;
     if (r) {

@@ -166,7 +166,8 @@ export class Publisher extends EventEmitter<PublisherEvents> {
       this.pump.kick();
     }, opts.watchdogMs ?? 250);
     this.watchdog.unref();
-    this.scan();
+    // No events from the constructor: listeners added right after it see them.
+    setImmediate(() => this.scan());
   }
 
   get maxSampleSize(): number {
@@ -587,8 +588,10 @@ export class Subscriber extends EventEmitter<SubscriberEvents> {
     (this as EventEmitter).on('newListener', (n: string | symbol) => {
       if (n === 'sample') this.pump.kick();
     });
-    this.sync();
-    this.pump.start();
+    setImmediate(() => {
+      this.sync();
+      this.pump.start();
+    });
   }
 
   get isConnected(): boolean {
