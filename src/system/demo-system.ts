@@ -67,28 +67,36 @@ export async function runDemo(opts: DemoOptions = {}): Promise<void> {
   const file = path.join(dir, 'demo.yaml');
   fs.writeFileSync(file, demoSystemYaml({ namespaces: root }));
   let sys: RunningSystem | null = null;
+  // Signals are caught from the start, so Ctrl-C while starting also cleans up.
+  let stopNow: () => void = () => {};
+  let stopped = false;
+  const stopRequested = new Promise<void>((resolve) => {
+    stopNow = () => {
+      stopped = true;
+      resolve();
+    };
+  });
+  process.on('SIGINT', stopNow);
+  process.on('SIGTERM', stopNow);
+  let printer: NodeJS.Timeout | null = null;
   try {
     sys = await upSystem(file, { http: opts.http ?? '127.0.0.1:0', cellOutput: false, log });
     const s = sys;
-    log(`system file: ${file} (try: ivshm check ${file})`);
-    log(`dashboard: ${s.supervisor.dashboardUrl}`);
-    log('status: ivshm status   one cell: ivshm cell restart beta   stop: Ctrl-C');
-    await new Promise<void>((resolve) => {
+    if (!stopped) {
+      log(`system file: ${file} (try: ivshm check ${file})`);
+      log(`dashboard: ${s.supervisor.dashboardUrl}`);
+      log('status: ivshm status   one cell: ivshm cell restart beta   stop: Ctrl-C');
       const every = Math.max(1, opts.statusEverySeconds ?? 5) * 1000;
-      const printer = setInterval(() => log(`\n${formatStatus(s.supervisor.status())}`), every);
-      const done = (): void => {
-        clearInterval(printer);
-        process.off('SIGINT', done);
-        process.off('SIGTERM', done);
-        resolve();
-      };
+      printer = setInterval(() => log(`\n${formatStatus(s.supervisor.status())}`), every);
       setTimeout(() => log(`\n${formatStatus(s.supervisor.status())}`), 2500).unref();
-      process.on('SIGINT', done);
-      process.on('SIGTERM', done);
-      if (opts.durationMs) setTimeout(done, opts.durationMs);
-    });
+      if (opts.durationMs) setTimeout(stopNow, opts.durationMs).unref();
+      await stopRequested;
+    }
     log('stopping: cells, TAP bridges, brokers, namespaces');
   } finally {
+    if (printer) clearInterval(printer);
+    process.off('SIGINT', stopNow);
+    process.off('SIGTERM', stopNow);
     await sys?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }

@@ -50,28 +50,37 @@ export async function upSystem(file: string, opts: UpOptions = {}): Promise<Runn
 
 /** Foreground `ivshm up`: run until SIGINT/SIGTERM, then leave nothing behind. */
 export async function upForeground(file: string, opts: UpOptions = {}): Promise<void> {
-  const sys = await upSystem(file, opts);
   const log = opts.log ?? ((l: string) => console.log(l));
-  // Give the peers a moment to join so the first table shows them.
-  for (let i = 0; i < 30 && !sys.supervisor.status().links.every((l) => l.members.every((m) => m.joined)); i++) {
-    await new Promise((r) => setTimeout(r, 100));
+  // Signals are caught from the first moment: one that arrives while the
+  // system is still starting stops it as soon as start() returns.
+  let signalled: (() => void) | null = null;
+  let signals = 0;
+  const stopRequested = new Promise<void>((resolve) => (signalled = resolve));
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (++signals > 1) {
+      log(`second ${sig}: exiting now`);
+      process.exit(130);
+    }
+    log(`${sig}: stopping cells, bridges, brokers and namespaces`);
+    signalled!();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  const sys = await upSystem(file, opts);
+  if (!signals) {
+    // Give the peers a moment to join so the first table shows them.
+    for (let i = 0; i < 30 && !signals && !sys.supervisor.status().links.every((l) => l.members.every((m) => m.joined)); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    log(formatStatus(sys.supervisor.status()));
+    if (sys.supervisor.dashboardUrl) log(`dashboard: ${sys.supervisor.dashboardUrl}`);
+    log(`running; ivshm status / ivshm cell stop|start|restart NAME from another terminal; Ctrl-C stops everything`);
   }
-  log(formatStatus(sys.supervisor.status()));
-  if (sys.supervisor.dashboardUrl) log(`dashboard: ${sys.supervisor.dashboardUrl}`);
-  log(`running; ivshm status / ivshm cell stop|start|restart NAME from another terminal; Ctrl-C stops everything`);
-  await new Promise<void>((resolve) => {
-    let signals = 0;
-    const onSignal = (sig: NodeJS.Signals): void => {
-      if (++signals > 1) {
-        log(`second ${sig}: exiting now`);
-        process.exit(130);
-      }
-      log(`${sig}: stopping cells, bridges, brokers and namespaces`);
-      void sys.stop().then(resolve);
-    };
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-    sys.supervisor.once('stopped', () => void sys.stop().then(resolve));
-  });
+  await Promise.race([stopRequested, new Promise<void>((r) => sys.supervisor.once('stopped', () => r()))]);
+  await sys.stop();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  process.off('SIGHUP', onSignal);
   log('stopped; nothing left behind');
 }

@@ -22,8 +22,7 @@ export interface UpProcess {
   stop(): Promise<number | null>;
 }
 
-export async function startUp(file: string, system: string, extra: string[] = []): Promise<UpProcess> {
-  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-test-'));
+export async function startUp(file: string, system: string, extra: string[] = [], base = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-test-'))): Promise<UpProcess> {
   const env = { ...process.env, IVSHM_RUNTIME_DIR: base };
   const child = spawn(process.execPath, [cli, 'up', file, ...extra], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -38,7 +37,7 @@ export async function startUp(file: string, system: string, extra: string[] = []
     output: () => out,
     status: () => controlRequest<SystemStatus>(controlSocket(dir), { op: 'status' }),
     ivshm: (...args) => {
-      const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8' });
+      const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8', timeout: 30_000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
     },
     async waitFor(what, probe, timeoutMs = 20000) {

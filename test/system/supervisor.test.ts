@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { isRoot, memfdsOf, processesWith, root, startUp } from './helpers.js';
 
@@ -56,6 +57,11 @@ test('supervisor: start, status, cell stop/start/restart, crash policy, clean sh
     });
     assert.ok(m1 > 0);
 
+    // A second `up` of the same system is refused while the first runs.
+    const again = up.ivshm('up', fixture);
+    assert.equal(again.status, 2);
+    assert.match(again.stderr, /control\.sock exists: system "sup-test" seems to be running; stop it first/);
+
     // Unknown cell: a clear error, non-zero exit.
     const bad = up.ivshm('cell', 'stop', 'nosuch');
     assert.notEqual(bad.status, 0);
@@ -88,6 +94,20 @@ test('supervisor: start, status, cell stop/start/restart, crash policy, clean sh
     assert.match(up.output(), /stopped; nothing left behind/);
   } finally {
     await up.stop();
+  }
+});
+
+test('supervisor: a runtime directory left by a killed supervisor is taken over', { timeout: 30_000 }, async () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-test-'));
+  const stale = path.join(base, 'sup-test');
+  fs.mkdirSync(path.join(stale, 'links'), { recursive: true });
+  fs.writeFileSync(path.join(stale, 'control.sock'), ''); // nobody listens
+  const up = await startUp(fixture, 'sup-test', [], base);
+  try {
+    await up.waitFor('cells running', (st) => st.cells.find((c) => c.name === 'a')!.state === 'running');
+    assert.match(up.output(), /removing the stale runtime directory/);
+  } finally {
+    assert.equal(await up.stop(), 0);
   }
 });
 
