@@ -22,6 +22,7 @@
 //    legitimate frames flow both ways again, in order and intact;
 //  - every round finishes (a hang is caught by the caller's watchdog).
 import { LocalLink, type LocalEndpoint } from '../../src/ivshmem/local-link.js';
+import type { IvshmemEndpoint } from '../../src/ivshmem/endpoint.js';
 import { openNet, type NetEndpoint } from '../../src/net/endpoint.js';
 import { ivshmNetSizing, type NetSizing } from '../../src/net/sizing.js';
 import { checkFrame, makeFrame } from '../fixtures/net-util.js';
@@ -65,7 +66,7 @@ export function rng(seed: number) {
     chance: (p: number) => next() < p,
   };
 }
-type Rng = ReturnType<typeof rng>;
+export type Rng = ReturnType<typeof rng>;
 
 const turn = () => new Promise<void>((r) => setImmediate(r));
 async function turns(n: number) {
@@ -228,7 +229,14 @@ async function legitExchange(w: World, r: Rng, report: HostileReport): Promise<v
 
 // ---------------------------------------------------------------- mutations
 
-function views(w: World) {
+/** What a mutation needs: the attacker's own device and the link's sizing. */
+export interface Target {
+  attackerDev: IvshmemEndpoint;
+  sizing: NetSizing;
+  mtu: number;
+}
+
+function views(w: Target) {
   const out = w.attackerDev.output;
   return { out, dv: new DataView(out.buffer, out.byteOffset, out.byteLength), s: w.sizing };
 }
@@ -249,9 +257,9 @@ function nastyAddr(r: Rng, s: NetSizing): bigint {
   ]);
 }
 
-type Mutation = (w: World, r: Rng) => void;
+export type Mutation = (w: Target, r: Rng) => void;
 
-const MUTATIONS: [string, Mutation][] = [
+export const MUTATIONS: [string, Mutation][] = [
   ['avail.idx', (w, r) => {
     const { dv, s } = views(w);
     dv.setUint16(s.ring.availIdx, nastyU16(r, s.num, dv.getUint16(s.ring.availIdx, true)), true);
