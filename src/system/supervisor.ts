@@ -527,6 +527,7 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
     } catch {
       return;
     }
+    if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) return;
     const cell = typeof msg.token === 'string' ? this.reportTokens.get(msg.token) : undefined;
     if (!cell || typeof msg.links !== 'object' || msg.links === null) return;
     const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 && v < 2 ** 53 ? Math.floor(v) : 0);
