@@ -4,6 +4,7 @@
 // monitoring the others, ivshmem-v2-notes.md e; issue 6 item 3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
+import fs from 'node:fs';
 import type { RestartConfig } from './config-schema.js';
 
 export type CellState = 'stopped' | 'starting' | 'running' | 'stopping' | 'restarting' | 'exited' | 'failed';
@@ -32,6 +33,7 @@ export interface CellProcessEvents {
 }
 
 const STOP_GRACE_MS = 3000;
+const PDEATHSIG = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => fs.existsSync(p));
 const MAX_DELAY_MS = 30_000;
 const LOG_LINES = 50;
 
@@ -66,7 +68,10 @@ export class CellProcess extends EventEmitter<CellProcessEvents> {
     this.clearRestart();
     const s = this.spec;
     const command = s.command === 'node' ? process.execPath : s.command;
-    const [file, args] = s.netns ? ['ip', ['netns', 'exec', s.netns, command, ...s.args]] : [command, s.args];
+    let [file, args] = s.netns ? ['ip', ['netns', 'exec', s.netns, command, ...s.args]] : [command, s.args];
+    // If the supervisor is killed outright (SIGKILL: no cleanup code runs),
+    // the kernel kills the cell too (PR_SET_PDEATHSIG, kept across exec).
+    if (PDEATHSIG) [file, args] = ['setpriv', ['--pdeathsig', 'KILL', '--', file, ...args]];
     this.setState('starting');
     const child = spawn(file, args, {
       env: s.env,

@@ -200,6 +200,7 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
     if (fs.existsSync(controlSocket(this.dir)) && !(await answers(controlSocket(this.dir)))) {
       // A supervisor that was killed left its directory behind: nobody listens, so take it over.
       this.log(`removing the stale runtime directory ${this.dir} of a supervisor that is gone`);
+      await this.removeStaleNetns();
       fs.rmSync(this.dir, { recursive: true, force: true });
     }
     if (fs.existsSync(controlSocket(this.dir))) {
@@ -226,12 +227,29 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
     fs.chmodSync(controlSocket(this.dir), 0o600);
   }
 
+  private async removeStaleNetns(): Promise<void> {
+    let names: unknown;
+    try {
+      names = JSON.parse(fs.readFileSync(path.join(this.dir, 'netns.json'), 'utf8'));
+    } catch {
+      return;
+    }
+    if (!Array.isArray(names)) return;
+    for (const ns of names) {
+      if (typeof ns !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(ns) || !fs.existsSync(`/run/netns/${ns}`)) continue;
+      this.log(`deleting network namespace ${ns} left by the supervisor that is gone`);
+      await run('ip', ['netns', 'del', ns]).catch(() => undefined);
+    }
+  }
+
   private async createNetns(ns: string): Promise<void> {
     if (fs.existsSync(`/run/netns/${ns}`)) {
       throw new ConfigError(`network namespace ${ns} already exists; remove it (ip netns del ${ns}) or choose another netns name`);
     }
     await run('ip', ['netns', 'add', ns]);
     this.createdNetns.push(ns);
+    // Remembered on disk, so an `up` after a killed supervisor can delete them.
+    fs.writeFileSync(path.join(this.dir, 'netns.json'), JSON.stringify(this.createdNetns));
     await run('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
   }
 

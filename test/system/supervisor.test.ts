@@ -111,6 +111,27 @@ test('supervisor: a runtime directory left by a killed supervisor is taken over'
   }
 });
 
+test('supervisor: killed with SIGKILL, its cells die with it and the next up cleans up', { timeout: 60_000 }, async () => {
+  const base = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-test-'));
+  const file = isRoot() ? path.join(root, 'test/fixtures/system-netns.yaml') : fixture;
+  const name = isRoot() ? 'sup-netns' : 'sup-test';
+  const first = await startUp(file, name, [], base);
+  const pids = (await first.waitFor('cells running', (st) => st.cells.every((c) => c.state === 'running' && c.pid) && st)).cells.map((c) => c.pid!);
+  first.child.kill('SIGKILL');
+  const alive = (): number[] => pids.filter((p) => fs.existsSync(`/proc/${p}`) && !fs.readFileSync(`/proc/${p}/stat`, 'utf8').includes(') Z '));
+  for (let i = 0; i < 100 && alive().length; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.deepEqual(alive(), [], 'cells die with their supervisor (PR_SET_PDEATHSIG)');
+  const second = await startUp(file, name, [], base);
+  try {
+    await second.waitFor('cells running again', (st) => st.cells.every((c) => c.state === 'running'));
+    assert.match(second.output(), /removing the stale runtime directory/);
+    if (isRoot()) assert.match(second.output(), /deleting network namespace ivshm-t-na left by the supervisor that is gone/);
+  } finally {
+    assert.equal(await second.stop(), 0, second.output());
+  }
+  if (isRoot()) assert.doesNotMatch(execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' }), /ivshm-t-n[ab]/);
+});
+
 test('supervisor: ivshm up refuses a file with problems and starts nothing', () => {
   const bad = path.join(root, 'test/fixtures/system-bad-unknown-cell.yaml');
   const r = execFileSyncStatus([path.join(root, 'dist/src/cli/main.js'), 'up', bad]);
