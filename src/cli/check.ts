@@ -2,16 +2,24 @@
 import type { Command } from 'commander';
 import { checkSystemFile, formatBytes, formatProblem } from '../system/check.js';
 import { parseSize } from '../ivshmem/layout.js';
+import { ConfigError } from '../errors.js';
+import { systemJsonSchema } from '../system/config-schema.js';
 
 export function register(program: Command): void {
   program
     .command('check')
     .description('check system files (cells, links) and report every problem at once')
-    .argument('<files...>', 'system files (.yaml, .yml or .json)')
+    .argument('[files...]', 'system files (.yaml, .yml or .json)')
+    .option('--schema', 'print the JSON Schema of system files (for editors) and exit')
     .option('--max-shm <size>', 'limit for the shared memory of all links (overrides limits.sharedMemory)')
     .option('--no-shm-free', 'do not compare with the free space of /dev/shm')
     .option('-q, --quiet', 'print problems only')
-    .action((files: string[], o: { maxShm?: string; shmFree: boolean; quiet?: boolean }) => {
+    .action((files: string[], o: { maxShm?: string; shmFree: boolean; quiet?: boolean; schema?: boolean }) => {
+      if (o.schema) {
+        console.log(JSON.stringify(systemJsonSchema(), null, 2));
+        return;
+      }
+      if (!files.length) throw new ConfigError('give one or more system files to check (or --schema)', 'IVSHM_ERR_INVALID_ARGUMENT');
       let bad = 0;
       for (const file of files) {
         const r = checkSystemFile(file, {

@@ -131,3 +131,8 @@ export const KIND_OUTPUT_SIZE: Record<LinkKind, number> = {
   channel: 256 * 1024,
   pubsub: 256 * 1024,
 };
+
+/** JSON Schema of the system file, for editors (`ivshm check --schema`). Sizes show as "any". */
+export function systemJsonSchema(): unknown {
+  return z.toJSONSchema(systemSchema, { unrepresentable: 'any', io: 'input' });
+}

@@ -202,3 +202,12 @@ links:
   assert.equal(r1.system!.sharedMemory, 4096 + 2 * 0x7f000 + 4096 + 2 * 65536);
   assert.equal(r1.system!.cells[0]!.restart.policy, 'on-failure');
 });
+
+test('check --schema prints a JSON Schema that accepts the shipped example', () => {
+  const r = spawnSync(process.execPath, [cli, 'check', '--schema'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const schema = JSON.parse(r.stdout) as { type: string; required: string[]; properties: Record<string, unknown> };
+  assert.equal(schema.type, 'object');
+  assert.deepEqual(schema.required, ['cells']);
+  assert.ok(schema.properties.links);
+});
