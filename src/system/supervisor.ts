@@ -269,7 +269,8 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
       tokens,
     });
     broker.on('log', (e) => {
-      if (e.level === 'warn') this.log(`[broker] ${e.message}`);
+      // While stopping, peers vanish mid-message by design; those warnings are noise.
+      if (e.level === 'warn' && !this.stopping) this.log(`[broker] ${e.message}`);
     });
     await broker.start();
     const rt: LinkRuntime = {
