@@ -97,6 +97,8 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
   private readonly ownTap: boolean;
   private readonly slot: number;
   private readonly arena: Buffer;
+  /** One fixed view per arena slot, made once (no allocation per read). */
+  private readonly slots: Buffer[] = [];
   private readonly views: Buffer[] = [];
   private watch: Watch | null = null;
   /** Frames read but not yet taken by the link (back-pressure), oldest first. */
@@ -132,6 +134,7 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
     // rejected, never truncated into something else).
     this.slot = tap.vnetHdrLen + 65536 + ETH_HLEN + VLAN_HLEN;
     this.arena = Buffer.allocUnsafe(this.slot * this.batch);
+    for (let i = 0; i < this.batch; i++) this.slots.push(this.arena.subarray(i * this.slot, (i + 1) * this.slot));
     link.on('frame', this.onFrame);
     link.on('carrier', this.onCarrier);
     link.on('writable', this.onWritable);
@@ -229,8 +232,7 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
     const frames = this.views;
     frames.length = 0;
     for (let i = 0; i < this.batch; i++) {
-      const off = i * this.slot;
-      const into = this.arena.subarray(off, off + this.slot);
+      const into = this.slots[i]!;
       const n = this.tap.read(into);
       if (n === 0) break;
       if (n < 0) {
