@@ -151,6 +151,7 @@ function start(cmd: string, args: string[], label: string): ChildProcess {
   return c;
 }
 const stopping = new Set<ChildProcess>();
+const startLoad = os.loadavg();
 
 async function stop(c: ChildProcess): Promise<void> {
   if (c.exitCode !== null || c.signalCode !== null) return;
@@ -182,6 +183,8 @@ interface Setup {
   addrB: string;
   procs: ChildProcess[];
   describe: string;
+  /** Userspace relay processes whose CPU time is reported (ivshm net, socat). */
+  relays: ChildProcess[];
 }
 
 let subnet = 10;
@@ -198,7 +201,7 @@ async function setupVeth(mtu: number): Promise<Setup> {
   ip('-n', nsA, 'addr', 'add', `10.250.${s}.1/24`, 'dev', a);
   ip('-n', nsB, 'addr', 'add', `10.250.${s}.2/24`, 'dev', b);
   await waitFor('veth carrier', () => linkUp(nsA, a) && linkUp(nsB, b));
-  return { nsA, nsB, addrB: `10.250.${s}.2`, procs: [], describe: 'ip link add … type veth' };
+  return { nsA, nsB, addrB: `10.250.${s}.2`, procs: [], relays: [], describe: 'ip link add … type veth' };
 }
 
 async function setupSocat(mtu: number): Promise<Setup> {
@@ -222,7 +225,7 @@ async function setupSocat(mtu: number): Promise<Setup> {
   ip('-n', nsA, 'link', 'set', tapA, 'mtu', String(mtu));
   ip('-n', nsB, 'link', 'set', tapB, 'mtu', String(mtu));
   return {
-    nsA, nsB, addrB: `10.250.${s}.2`, procs: [pa, pb],
+    nsA, nsB, addrB: `10.250.${s}.2`, procs: [pa, pb], relays: [pa, pb],
     describe: 'socat -b 65536 TUN:…,tun-type=tap,iff-no-pi,iff-up UNIX-SENDTO:peer,bind=own',
   };
 }
@@ -246,7 +249,7 @@ async function setupIvshm(mtu: number, wait: string, outputSize: string): Promis
   const pb = net(nsB, tapB, `10.250.${s}.2`, '1');
   await waitFor('ivshm carrier on both TAPs', () => linkUp(nsA, tapA) && linkUp(nsB, tapB), 30000);
   return {
-    nsA, nsB, addrB: `10.250.${s}.2`, procs: [pa, pb, broker],
+    nsA, nsB, addrB: `10.250.${s}.2`, procs: [pa, pb, broker], relays: [pa, pb],
     describe: `ivshm broker --peers 2 --output-size ${outputSize} --vectors 2 --protocol 1; ivshm net --tap … --netns … --mtu ${mtu} --wait ${wait}`,
   };
 }
@@ -269,7 +272,23 @@ interface Sample {
   pingMdevUs: number;
   tcpGbps: number;
   tcp2Gbps: number;
+  /** CPU time of both relay processes per GB moved in the single-stream run (s/GB); NaN for veth. */
+  relayCpuPerGB: number;
 }
+
+const CLK_TCK = 100; // USER_HZ on Linux
+/** utime + stime of a process in seconds (/proc/PID/stat fields 14 and 15). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return NaN;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
+}
+const relayCpu = (s: Setup) => s.relays.reduce((sum, p) => sum + cpuSeconds(p.pid), 0);
 
 function ping(s: Setup, count: number): { avg: number; mdev: number } {
   const out = inNs(s.nsA, 'ping', '-c', String(count), '-i', '0.01', '-q', s.addrB);
@@ -293,7 +312,12 @@ function iperf(s: Setup, seconds: number, streams: number): number {
 
 function measure(s: Setup, o: Options): Sample {
   const p = ping(s, o.pingCount);
-  return { pingAvgUs: p.avg, pingMdevUs: p.mdev, tcpGbps: iperf(s, o.time, 1), tcp2Gbps: iperf(s, o.time, 2) };
+  const cpu0 = relayCpu(s);
+  const tcpGbps = iperf(s, o.time, 1);
+  const cpu = relayCpu(s) - cpu0;
+  const gb = (tcpGbps * o.time) / 8;
+  const relayCpuPerGB = s.relays.length && gb > 0 ? cpu / gb : NaN;
+  return { pingAvgUs: p.avg, pingMdevUs: p.mdev, tcpGbps, tcp2Gbps: iperf(s, o.time, 2), relayCpuPerGB };
 }
 
 // ---------------------------------------------------------------- report
@@ -320,13 +344,15 @@ function machine(): string {
 function report(o: Options, results: Map<string, Sample[]>, describes: Map<string, string>, started: Date, errors: string[]): string {
   const lines: string[] = [];
   lines.push(`## IP between two network namespaces: veth vs ivshm vs socat relay`, '');
-  lines.push(`Measured ${started.toISOString()} on ${machine()}.`);
+  lines.push(`Measured ${started.toISOString()} on ${machine()}; load average at start ${startLoad.map((x) => x.toFixed(1)).join(' ')} ` +
+    `(figures are only comparable within one run).`);
   lines.push(`Command: \`${['node', 'dist/bench/net-paths.js', ...process.argv.slice(2)].join(' ')}\`. ` +
     `Each cell: median (min–max) over ${o.runs} run(s); runs of all paths interleaved. ` +
     `Ping: \`ping -c ${o.pingCount} -i 0.01 -q\` avg and mdev in µs. TCP: \`iperf3 -t ${o.time}\` (-P 1 and -P 2), Gbit/s received. ` +
-    'IPv6 is disabled in the namespaces; every run of every path is set up fresh in its own namespace pair and torn down after it.', '');
-  lines.push('| path | MTU | ping avg µs | ping mdev µs | TCP Gbit/s | TCP -P 2 Gbit/s | TCP vs veth | ping vs veth |');
-  lines.push('|---|---|---|---|---|---|---|---|');
+    'Relay CPU: user+system CPU seconds of both relay processes (ivshm net or socat) per GB moved in the single-stream run ' +
+    '(less sensitive to a busy machine than the rates). IPv6 is disabled in the namespaces; every run of every path is set up fresh in its own namespace pair and torn down after it.', '');
+  lines.push('| path | MTU | ping avg µs | ping mdev µs | TCP Gbit/s | TCP -P 2 Gbit/s | TCP vs veth | ping vs veth | relay CPU s/GB |');
+  lines.push('|---|---|---|---|---|---|---|---|---|');
   for (const mtu of o.mtus) {
     const veth = results.get(`veth/${mtu}`);
     for (const p of o.paths) {
@@ -337,7 +363,8 @@ function report(o: Options, results: Map<string, Sample[]>, describes: Map<strin
         b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || p === 'veth' ? '' : `${(a / b).toFixed(d)}×`;
       lines.push(`| ${p} | ${mtu} | ${fmt(xs.map((x) => x.pingAvgUs), 0)} | ${fmt(xs.map((x) => x.pingMdevUs), 0)} | ` +
         `${fmt(xs.map((x) => x.tcpGbps), 2)} | ${fmt(xs.map((x) => x.tcp2Gbps), 2)} | ` +
-        `${rel(tcp, veth ? median(veth.map((x) => x.tcpGbps)) : undefined, 2)} | ${rel(pingAvg, veth ? median(veth.map((x) => x.pingAvgUs)) : undefined, 2)} |`);
+        `${rel(tcp, veth ? median(veth.map((x) => x.tcpGbps)) : undefined, 2)} | ${rel(pingAvg, veth ? median(veth.map((x) => x.pingAvgUs)) : undefined, 2)} | ` +
+        `${p === 'veth' ? '' : fmt(xs.map((x) => x.relayCpuPerGB), 2)} |`);
     }
   }
   lines.push('', 'Setups:', '');
@@ -388,7 +415,8 @@ async function main(): Promise<void> {
           const x = measure(s, o);
           (results.get(key) ?? results.set(key, []).get(key)!).push(x);
           console.error(`run ${run}/${o.runs} ${p.padEnd(12)} MTU ${String(mtu).padStart(5)}: ping ${x.pingAvgUs.toFixed(0)} µs ` +
-            `(mdev ${x.pingMdevUs.toFixed(0)}), TCP ${x.tcpGbps.toFixed(2)} Gbit/s, -P 2 ${x.tcp2Gbps.toFixed(2)} Gbit/s`);
+            `(mdev ${x.pingMdevUs.toFixed(0)}), TCP ${x.tcpGbps.toFixed(2)} Gbit/s, -P 2 ${x.tcp2Gbps.toFixed(2)} Gbit/s` +
+            (Number.isFinite(x.relayCpuPerGB) ? `, relay CPU ${x.relayCpuPerGB.toFixed(2)} s/GB` : ''));
         } catch (err) {
           errors.push(`${p} MTU ${mtu} run ${run}: ${(err as Error).message}`);
           console.error(`run ${run} ${p} MTU ${mtu} failed: ${(err as Error).message}`);
