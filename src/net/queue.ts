@@ -337,6 +337,7 @@ export class IvshmNetQueue {
       fifoHead: this.head,
       fifoTail: this.tail,
       fifoUsed: this.used,
+      fifoSpace: this.txSpace(),
       rxLastAvail: this.rx?.lastAvail ?? 0,
       rxUsedIdx: this.rx?.usedIdx ?? 0,
       rxAvailEvent: this.rx?.availEventValue ?? 0,
