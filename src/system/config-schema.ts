@@ -44,9 +44,8 @@ export const cellSchema = z.strictObject({
   cwd: z.string().optional(),
   /** Network namespace the cell (and its net links' TAP devices) live in; created by `up`. */
   netns: z.string().optional(),
-  restart: z.union([z.enum(RESTART_POLICIES).transform((policy) => restartSchema.parse({ policy })), restartSchema]).default(
-    () => restartSchema.parse({}),
-  ),
+  // A bare policy name is short for { policy: NAME }.
+  restart: z.preprocess((v) => (typeof v === 'string' ? { policy: v } : v ?? {}), restartSchema),
   /** Start with `ivshm up` (false: only by `ivshm cell start`). */
   autostart: z.boolean().default(true),
 });
@@ -134,5 +133,11 @@ export const KIND_OUTPUT_SIZE: Record<LinkKind, number> = {
 
 /** JSON Schema of the system file, for editors (`ivshm check --schema`). Sizes show as "any". */
 export function systemJsonSchema(): unknown {
-  return z.toJSONSchema(systemSchema, { unrepresentable: 'any', io: 'input' });
+  const schema = z.toJSONSchema(systemSchema, { unrepresentable: 'any', io: 'input' }) as unknown as {
+    properties: { cells: { items: { properties: Record<string, unknown> } } };
+  };
+  // The preprocess step that accepts a bare policy name is invisible to the generator.
+  const props = schema.properties.cells.items.properties;
+  props.restart = { anyOf: [{ type: 'string', enum: [...RESTART_POLICIES] }, props.restart] };
+  return schema;
 }

@@ -92,6 +92,10 @@ const RULES: [string, string[]][] = [
   ['protocol-net', [
     "7:5: links[0].protocol: 0x0002 is outside 0x0001 (ivshmem-net), the range of a net link",
   ]],
+  ['restart', [
+    "2:28: cells[0].restart.policy: must be one of \"never\", \"on-failure\", \"always\", not \"sometimes\"",
+    "3:55: cells[1].restart.maxRestarts: must be at least 0",
+  ]],
   ['schema-kind', [
     "6:5: links[0].kind: must be one of \"raw\", \"net\", \"channel\", \"pubsub\", not \"ethernet\"",
   ]],
