@@ -249,6 +249,9 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
     // Bounded: each pass either changes local state along RESET->INIT->READY->RUN
     // or to RESET, or stops; four passes reach a fixed point.
     for (let pass = 0; pass < 4; pass++) {
+      // A STATE write can lose the broker and close the device (unmapping our
+      // section) synchronously: never format or read after that.
+      if (this._closed) return;
       const peer = this.readPeer();
       const changedPeer = peer !== this.lastPeer;
       this.lastPeer = peer;

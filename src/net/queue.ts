@@ -295,9 +295,12 @@ export class IvshmNetQueue {
       if ((n & 15) === 0) {
         rx.publishUsed();
         if (this.ringPeer !== undefined && rx.needsNotify()) this.ringPeer();
+        if (this.rx !== rx) break;
       }
     }
-    if (n > 0) rx.publishUsed();
+    // A violation above may have detached us (and, if writing RESET lost the
+    // broker, unmapped our section): publish only while still attached.
+    if (n > 0 && this.rx === rx) rx.publishUsed();
     return n;
   }
 

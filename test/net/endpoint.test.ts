@@ -395,3 +395,26 @@ describe('wait modes and the async iterator', T, () => {
     assert.equal(b.counters().rxBytes, bytes);
   });
 });
+
+describe('lifecycle', T, () => {
+  test('the device closing under the endpoint: carrier off, close event, API refuses cleanly', async () => {
+    const { a, b, devA } = await runningPair('64K');
+    const events: string[] = [];
+    a.on('carrier', (on) => events.push(`carrier ${on}`));
+    a.on('close', () => events.push('close'));
+    devA.close();
+    assert.deepEqual(events, ['carrier false', 'close']);
+    assert.equal(a.closed, true);
+    assert.throws(() => a.send(makeFrame(0, 60)), /closed/);
+    await until(() => !b.carrier && b.localState <= IVSHM_NET_STATE_INIT, 'the peer follows to RESET');
+  });
+  test('close() writes RESET and the peer follows; the device stays usable', async () => {
+    const { a, b, devA, link } = await runningPair('64K');
+    a.close();
+    assert.equal(link.table[0], IVSHM_NET_STATE_RESET);
+    await until(() => !b.carrier, 'peer carrier off');
+    const again = openNet(devA);
+    again.up();
+    await until(() => again.carrier && b.carrier, 'a new endpoint on the same device handshakes');
+  });
+});
