@@ -9,6 +9,7 @@
 // broker only sees STATE requests and the socket's end.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
+import { constants } from 'node:os';
 import path from 'node:path';
 import { IvshmError, ProtocolError } from '../errors.js';
 import {
@@ -120,6 +121,8 @@ export function defaultLinkName(socket: string): string {
   const base = path.basename(socket).replace(/\.[^.]*$/, '').replace(/[^A-Za-z0-9._-]/g, '_').replace(/^[._-]+/, '');
   return base.slice(0, 64) || 'link';
 }
+
+const EAGAIN = constants.errno.EAGAIN;
 
 /** Messages handled per readiness callback, so a flooding peer cannot starve the others. */
 const BATCH = 64;
@@ -338,7 +341,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     );
     // The peer has its own copies now; self doorbells need no broker copy.
     for (const f of selfBells) closeFd(f);
-    if (err) return this.drop(client, `could not send INIT: ${errnoName(err)}`, GONE.LEFT);
+    if (err) return this.sendFailed(client, err);
     if (client.timer) clearTimeout(client.timer);
     client.timer = setTimeout(() => this.drop(client, 'did not confirm its mapping in time', GONE.TIMEOUT), this.opts.mapTimeoutMs ?? 10000);
   }
@@ -367,11 +370,11 @@ export class Broker extends EventEmitter<BrokerEvents> {
       const e1 = sendMessage(other.fd, encodePeerJoined(client.id), [client.outRoFd, ...fromOther, ...toOther]);
       const e2 = sendMessage(client.fd, encodePeerJoined(other.id), [other.outRoFd, ...toOther, ...fromOther]);
       for (const f of [...toOther, ...fromOther]) closeFd(f);
-      if (e1) this.drop(other, `control socket not accepting messages (${errnoName(e1)})`, GONE.PROTOCOL_VIOLATION);
-      if (e2) return this.drop(client, `control socket not accepting messages (${errnoName(e2)})`, GONE.PROTOCOL_VIOLATION);
+      if (e1) this.sendFailed(other, e1);
+      if (e2) return this.sendFailed(client, e2);
     }
     const e = sendMessage(client.fd, encodeSynced());
-    if (e) return this.drop(client, `control socket not accepting messages (${errnoName(e)})`, GONE.PROTOCOL_VIOLATION);
+    if (e) return this.sendFailed(client, e);
     const active = [...this.byId.values()].filter((c) => c.phase === 'active').length;
     this.log('info', `peer ${client.id} joined (pid ${client.pid ?? '?'}), ${active} of ${this.params.peers} peers`);
     this.emit('peer-joined', { id: client.id, pid: client.pid });
@@ -397,6 +400,15 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
+   * A send to a peer failed: a peer that died is gone; one whose socket is
+   * full is not reading its control messages and is thrown out.
+   */
+  private sendFailed(client: Client, e: number): void {
+    if (e === EAGAIN) this.drop(client, 'its control socket is full (it does not read its messages)', GONE.PROTOCOL_VIOLATION);
+    else this.drop(client, `connection lost (${errnoName(e)})`, GONE.LEFT);
+  }
+
+  /**
    * Remove a connection. For a joined peer (b.1.3, g.7): its entry becomes 0,
    * the others get PEER_GONE and, if the entry was non-zero, vector 0.
    */
@@ -418,7 +430,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
             this.counters.stateInterrupts++;
             eventfdSignal(other.stateBell);
           }
-          if (e && !this.stopping) this.drop(other, `control socket not accepting messages (${errnoName(e)})`, GONE.PROTOCOL_VIOLATION);
+          if (e && !this.stopping) this.sendFailed(other, e);
         }
       }
     }

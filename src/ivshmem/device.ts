@@ -27,6 +27,7 @@ import {
   type Init,
   type Message,
 } from './control-protocol.js';
+import { cellConnectOptions } from './cell-links.js';
 import type { IvshmemEndpoint, SectionSizes } from './endpoint.js';
 import { EndpointBase } from './endpoint-base.js';
 import { constants } from 'node:os';
@@ -53,8 +54,19 @@ interface PeerLink {
   watches: Watch[];
 }
 
-/** Connect to a broker and join its link. */
-export function connect(opts: ConnectOptions): Promise<Device> {
+/**
+ * Connect to a broker and join its link. Inside a cell started by `ivshm up`,
+ * call it with no argument (the cell's only link) or with a link name: the
+ * socket, ID and token come from IVSHM_LINKS.
+ */
+export function connect(opts?: ConnectOptions | string): Promise<Device> {
+  if (opts === undefined || typeof opts === 'string') {
+    try {
+      return Device.join(cellConnectOptions(opts));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
   return Device.join(opts);
 }
 
@@ -120,7 +132,12 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
   }
 
   static join(opts: ConnectOptions): Promise<Device> {
-    const sock = unixConnect(opts.socket, 'seqpacket');
+    let sock: number;
+    try {
+      sock = unixConnect(opts.socket, 'seqpacket');
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const timeoutMs = opts.timeoutMs ?? 10000;
     return new Promise<Device>((resolve, reject) => {
       let device: Device | null = null;

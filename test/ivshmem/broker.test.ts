@@ -6,7 +6,7 @@ import { after, describe, test } from 'node:test';
 import { Broker, type BrokerOptions } from '../../src/ivshmem/broker.js';
 import { connect } from '../../src/ivshmem/device.js';
 import { IVSHM_REG_DOORBELL, IVSHM_REG_ID, IVSHM_REG_INT_CONTROL, IVSHM_REG_MAX_PEERS, IVSHM_REG_STATE } from '../../src/ivshmem/endpoint-base.js';
-import { RefusedError } from '../../src/errors.js';
+import { ConfigError, RefusedError } from '../../src/errors.js';
 import { PeerProc, sleep, stopAllPeers, tmpSocket, until } from '../helpers/peer-proc.js';
 
 const brokers: Broker[] = [];
@@ -289,5 +289,27 @@ describe('ivshmem v2 broker and peers', { timeout: 60000 }, () => {
     d1.ring(0, 0);
     await p0.waitFor(isInterrupt(0, 1), 'interrupt after stdin EOF');
     d1.close();
+  });
+
+  test('inside a cell, connect() with no argument joins the given link with its ID and token', async () => {
+    const b = await startBroker({ peers: 2, vectors: 1, tokens: { 1: 'secret-1', 0: 'secret-0' }, name: 'cell' });
+    const saved = process.env.IVSHM_LINKS;
+    process.env.IVSHM_LINKS = JSON.stringify({ cell: { socket: b.socketPath, id: 1, token: 'secret-1', kind: 'raw', protocol: 0 } });
+    try {
+      const d = await connect();
+      assert.equal(d.id, 1);
+      d.close();
+      const d2 = await connect('cell');
+      d2.close();
+      await assert.rejects(connect('other'), (e: unknown) => e instanceof ConfigError && /no link named "other"/.test(e.message));
+      // Knowing the socket is not enough: a wrong token or another ID is refused.
+      await assert.rejects(connect({ socket: b.socketPath, id: 0, token: 'guess' }), (e: unknown) => e instanceof RefusedError && /not allowed/.test(e.message));
+      await assert.rejects(connect({ socket: b.socketPath }), (e: unknown) => e instanceof RefusedError && /not allowed/.test(e.message));
+      delete process.env.IVSHM_LINKS;
+      await assert.rejects(connect(), (e: unknown) => e instanceof ConfigError && /IVSHM_LINKS is not set/.test(e.message));
+    } finally {
+      if (saved === undefined) delete process.env.IVSHM_LINKS;
+      else process.env.IVSHM_LINKS = saved;
+    }
   });
 });
