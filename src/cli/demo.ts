@@ -7,6 +7,8 @@ import path from 'node:path';
 import readline from 'node:readline';
 import type { Command } from 'commander';
 import { Broker } from '../ivshmem/broker.js';
+import { parseIntIn } from '../ivshmem/layout.js';
+import { runDemo } from '../system/demo-system.js';
 import { timestamp } from './util.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -14,14 +16,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export function register(program: Command): void {
   program
     .command('demo')
-    .description('a broker and two peer processes exchanging states, doorbells and data (what npm start runs)')
-    .option('--step-ms <ms>', 'pause between steps', '400')
-    .action(async (o: { stepMs: string }) => {
-      await runLinkDemo(Number(o.stepMs) || 400);
+    .description('what npm start runs: a link walkthrough (broker, two peer processes), then a whole system with a live dashboard')
+    .option('--step-ms <ms>', 'pause between the walkthrough steps', '300')
+    .option('--duration <s>', 'seconds the system demo runs (0: until Ctrl-C)', '30')
+    .option('--http <addr>', 'dashboard address', '127.0.0.1:0')
+    .option('--link-only', 'only the link walkthrough')
+    .option('--system-only', 'only the system demo')
+    .action(async (o: { stepMs: string; duration: string; http: string; linkOnly?: boolean; systemOnly?: boolean }) => {
+      const duration = parseIntIn(o.duration, 0, 86400, '--duration');
+      if (!o.systemOnly) await runLinkDemo(parseIntIn(o.stepMs, 0, 10000, '--step-ms'));
+      if (o.linkOnly) return;
+      console.log(`\n=== A whole system: two cells joined by an ivshmem-net link and a channel link (${duration ? `${duration} s` : 'until Ctrl-C'}) ===`);
+      if (duration) console.log('(keep it running with: npm start -- --duration 0)');
+      await runDemo({ http: o.http, durationMs: duration * 1000 || undefined });
+      process.exit(0);
     });
 }
 
 export async function runLinkDemo(stepMs: number): Promise<void> {
+  console.log('=== One ivshmem 2.0 link: a broker and two peer processes (ivshm broker / ivshm peer) ===');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-demo-'));
   const socket = path.join(dir, 'demo.sock');
   const broker = new Broker({ socket, peers: 2, vectors: 2, outputSize: '64K', name: 'demo' });
@@ -67,5 +80,5 @@ export async function runLinkDemo(stepMs: number): Promise<void> {
     await broker.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  console.log('\nNext: `ivshm broker --help`, `ivshm peer --help`, and the README.');
+
 }
