@@ -109,7 +109,8 @@ function apply(m: Mutation, ep: LocalEndpoint, out: Buffer, victim: number, ctx:
   }
 }
 
-test('hostile peer vs channel: never a throw or a hang; violations are counted; an honest peer recovers the channel', { timeout: 120000 }, async () => {
+test('hostile peer vs channel: never a throw or a hang; violations are counted; an honest peer recovers the channel', { timeout: 120000 }, async (t) => {
+  const totals = { runs: 0, violations: 0, delivered: 0, reasons: new Set<string>() };
   const errors: unknown[] = [];
   const onErr = (e: unknown) => errors.push(e);
   process.on('uncaughtException', onErr);
@@ -127,8 +128,13 @@ test('hostile peer vs channel: never a throw or a hang; violations are counted; 
           seen.push(m.seq);
           if (m.isRequest) void m.respond(Buffer.from('ok')).catch(() => {});
         });
+        // Sequence numbers restart with each peer session.
+        victim.on('peer-up', () => (seen.length = 0));
         let violations = 0;
-        victim.on('violation', () => violations++);
+        victim.on('violation', (e) => {
+          violations++;
+          totals.reasons.add(e.reason);
+        });
         await tick(0);
         const hep = link.join(1);
         const out = link.outputs.get(1)!;
@@ -148,6 +154,9 @@ test('hostile peer vs channel: never a throw or a hang; violations are counted; 
         await tick(2);
         assert.equal(victim.counters.violations, violations);
         assert.equal(errors.length, 0, `uncaught: ${String(errors[0])}`);
+        totals.runs++;
+        totals.violations += violations;
+        totals.delivered += victim.counters.received;
         // Recovery: the hostile peer leaves, an honest one takes its place.
         hep.close();
         const honest = new Channel(link.join(1));
@@ -165,6 +174,12 @@ test('hostile peer vs channel: never a throw or a hang; violations are counted; 
       }),
       { numRuns: Number(process.env.FUZZ_RUNS ?? 150), seed: process.env.FUZZ_SEED ? Number(process.env.FUZZ_SEED) : undefined },
     );
+    t.diagnostic(`${totals.runs} runs: ${totals.violations} violations latched (${[...totals.reasons].sort().join(', ')}), ${totals.delivered} forged messages passed validation`);
+    assert.ok(totals.violations > 0, 'the fuzzer must provoke violations');
+  } catch (e) {
+    // Show the failing property's own error, not only the counterexample.
+    const cause = (e as { cause?: unknown }).cause;
+    throw new Error(`${(e as Error).message}\ncause: ${cause instanceof Error ? cause.stack : String(cause)}`);
   } finally {
     process.off('uncaughtException', onErr);
   }
@@ -214,6 +229,10 @@ test('hostile publisher vs subscribers: never a throw; lies about head/tail/reco
       }),
       { numRuns: Number(process.env.FUZZ_RUNS ?? 150) },
     );
+  } catch (e) {
+    // Show the failing property's own error, not only the counterexample.
+    const cause = (e as { cause?: unknown }).cause;
+    throw new Error(`${(e as Error).message}\ncause: ${cause instanceof Error ? cause.stack : String(cause)}`);
   } finally {
     process.off('uncaughtException', onErr);
   }
