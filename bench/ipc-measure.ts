@@ -18,6 +18,10 @@ export interface LatencyResult {
   p999: number;
   max: number;
   mean: number;
+  /** Round trip from the actual send (not from the due time): what one exchange costs. */
+  service: { p50: number; p99: number; p999: number };
+  /** Share of pings sent more than one interval late: above ~0.1 the transport (or the machine) could not keep the rate. */
+  lateShare: number;
 }
 
 export interface ThroughputResult {
@@ -45,6 +49,8 @@ async function waitUntil(dueNs: number): Promise<void> {
 
 export async function latency(link: BenchLink, size: number, samples: number, intervalUs: number, warmup: number): Promise<LatencyResult> {
   const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120e9, numberOfSignificantValueDigits: 3 });
+  const hs = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120e9, numberOfSignificantValueDigits: 3 });
+  let late = 0;
   const buf = Buffer.alloc(size);
   buf[0] = PING;
   let wake: (() => void) | null = null;
@@ -63,10 +69,16 @@ export async function latency(link: BenchLink, size: number, samples: number, in
     const due = i < warmup ? nowNs() : start + (i - warmup) * interval;
     await waitUntil(due);
     const got = new Promise<void>((r) => (wake = r));
+    const sentAt = nowNs();
     const p = link.send(buf);
     if (p) await p;
     await got;
-    if (i >= warmup) h.recordValue(Math.max(1, nowNs() - due));
+    const t = nowNs();
+    if (i >= warmup) {
+      h.recordValue(Math.max(1, t - due));
+      hs.recordValue(Math.max(1, t - sentAt));
+      if (sentAt - due > interval) late++;
+    }
   }
   const us = (v: number) => Math.round(v / 10) / 100;
   const r: LatencyResult = {
@@ -78,8 +90,11 @@ export async function latency(link: BenchLink, size: number, samples: number, in
     p999: us(h.getValueAtPercentile(99.9)),
     max: us(h.maxValue),
     mean: us(h.mean),
+    service: { p50: us(hs.getValueAtPercentile(50)), p99: us(hs.getValueAtPercentile(99)), p999: us(hs.getValueAtPercentile(99.9)) },
+    lateShare: Math.round((late / samples) * 1000) / 1000,
   };
   h.destroy();
+  hs.destroy();
   return r;
 }
 
