@@ -237,6 +237,10 @@ export class IvshmNetQueue {
       this.used -= consumed;
       n++;
     }
+    // Empty again: start over at offset 0. Linux keeps head/tail where they
+    // were, and with an MTU above ~Q/4.5 its 2-slot headroom rule can then
+    // never be met (max(Q - head, tail) < 2 slots with nothing in flight).
+    if (this.used === 0) this.head = this.tail = 0;
     return n;
   }
 

@@ -124,7 +124,8 @@ describe('ivshmem-net queue (Zephyr queue test scenarios)', () => {
     t.recv(t.qb);
     assert.equal(t.qa.reclaim(), 2);
     assert.equal(t.qa.used, 0);
-    assert.equal(t.qa.tail, 256);
+    assert.equal(t.qa.head, 0, 'an empty FIFO starts over at 0');
+    assert.equal(t.qa.tail, 0);
   });
 
   test('property: FIFO space accounting across wrap never loses, duplicates or overlaps frames', () => {
@@ -159,6 +160,19 @@ describe('ivshmem-net queue (Zephyr queue test scenarios)', () => {
       ),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('headroom with a large MTU', () => {
+  test('an empty FIFO never blocks: MTU Q/4 on a 4 KiB section keeps flowing', () => {
+    const t = queues(0x1000, 576); // 2 x slot(576) = 1280 > Q/2 = 1152
+    for (let round = 0; round < 50; round++) {
+      const len = 14 + ((round * 97) % 580);
+      assert.ok(t.qa.txOk(), `round ${round}: headroom with nothing in flight (${JSON.stringify(t.qa.regs())})`);
+      assert.ok(t.send(t.qa, frame(len)));
+      assert.equal(t.recv(t.qb).length, 1);
+      assert.equal(t.qa.reclaim(), 1);
+    }
   });
 });
 
