@@ -117,6 +117,7 @@ test('ivshm net: kill -9 one side during iperf3, the other loses carrier; a rest
     const last = [...pa.events].reverse().find((e) => e.event === 'counters') as { bridge?: { tapRxBytes: number } } | undefined;
     return (last?.bridge?.tapRxBytes ?? 0) > 10_000_000;
   }, 15000, 300);
+  const macBefore = pb.events.find((e) => e.event === 'ready')?.mac;
   pb.child.kill('SIGKILL');
   await pb.exited;
   await waitFor('A carrier down after B was killed', () => carrierDown(a) && lastCarrier(pa) === false, 10000);
@@ -128,7 +129,9 @@ test('ivshm net: kill -9 one side during iperf3, the other loses carrier; a rest
   await ping(a, b);
   await ping(b, a);
   assert.equal(pa.exitCode(), undefined, 'the survivor kept running');
-  void pb2;
+  const macAfter = pb2.events.find((e) => e.event === 'ready')?.mac;
+  assert.ok(typeof macBefore === 'string');
+  assert.equal(macAfter, macBefore, 'the derived MAC is the same after a restart');
 });
 
 for (const order of ['A first', 'B first', 'both at once'] as const) {
@@ -139,7 +142,7 @@ for (const order of ['A first', 'B first', 'both at once'] as const) {
     await startBroker(t, sock);
     const first = order === 'B first' ? b : a;
     const second = order === 'B first' ? a : b;
-    const p1 = startNet(t, sock, first);
+    const p1 = startNet(t, sock, first, ['--mac', '02:12:34:56:78:9a']);
     if (order !== 'both at once') {
       await waitFor('first cell ready', () => hasEvent(p1, 'ready'), 15000);
       await sleep(500);
@@ -147,6 +150,7 @@ for (const order of ['A first', 'B first', 'both at once'] as const) {
     }
     startNet(t, sock, second);
     await waitFor('carrier up on both', () => carrierUp(a) && carrierUp(b), 20000);
+    assert.match(linkLine(first.ns, first.tap), /02:12:34:56:78:9a/, 'the MAC given with --mac');
     await ping(a, b);
   });
 }
@@ -196,6 +200,7 @@ test('ivshm net: bad input is a clear error before anything is created', { timeo
     [['--address', '10.0.0.1'], /ADDRESS\/PREFIX/],
     [['--wait', 'spin'], /event, poll or hybrid/],
     [['--mtu', '70000'], /68\.\.65535/],
+    [['--id', '2'], /0\.\.1/],
   ];
   for (const [extra, re] of cases) {
     const p = spawnCli(t, ['net', '--socket', sock, '--tap', `ive${uniqueTag()}`, ...extra]);
