@@ -254,7 +254,7 @@ export function workerServer(): void {
 
 export async function channelLink(socket: string, id: number, mode: WaitMode): Promise<BenchLink> {
   const dev = await connect({ socket, id });
-  const ch = new Channel(dev, { mode });
+  const ch = new Channel(dev, { mode, spinMicros: process.env.IVSHM_SPIN ? Number(process.env.IVSHM_SPIN) : undefined });
   const link: BenchLink = {
     onMessage: nop,
     counters: 1,
@@ -268,6 +268,9 @@ export async function channelLink(socket: string, id: number, mode: WaitMode): P
     },
   };
   ch.on('message', (m) => link.onMessage(m.data[0]!, m.data.length, () => m.data.readUInt32LE(1)));
+  // A bench that stalls must say why.
+  ch.on('violation', (e) => console.error(`peer ${id}: ${e.message}`));
+  ch.on('peer-down', (e) => console.error(`peer ${id}: peer-down ${e.reason}`));
   await ch.ready();
   return link;
 }

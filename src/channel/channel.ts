@@ -603,7 +603,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.deliver(rec.type, data, rec.seq, rec.corr);
     }
     if (this.reader === r && !this.closed) this.releaseRx(r, lastPublished);
-    void me;
     return true;
   }
 
@@ -685,7 +684,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (this.closed) return false;
     if (!this.reader && this.peerSession && this.pw) this.attachRx();
     let did = this.receive();
-    if (this.queue.length) did = this.drain() || did;
+    // Refresh for flush() before drain(), so drain() sees the newest consumer position.
     if (this.flushWaiters.length && this.refreshHead()) {
       const still: typeof this.flushWaiters = [];
       for (const f of this.flushWaiters) if (((this.confirmedSeq - f.seq) >>> 0) < 0x80000000) f.resolve();
@@ -693,6 +692,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       if (still.length !== this.flushWaiters.length) did = true;
       this.flushWaiters = still;
     }
+    if (this.queue.length) did = this.drain() || did;
     return did;
   }
 
@@ -710,8 +710,8 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   private arm(on: boolean): boolean {
     if (this.closed) return false;
-    // Going idle: note what the peer confirmed, so a peer-down reports a tight gap.
-    if (on && this.txReady() && this.confirmedSeq !== ((this.nextSeq - 1) >>> 0)) this.refreshHead();
+    // No refreshHead() here: probe() compares the peer's position with the one
+    // drain() last failed with; refreshing without draining would hide free space.
     const p = this.peer;
     const r = this.reader;
     if (r) {
