@@ -15,3 +15,28 @@ export {
 export { parseSize, resolveLinkParams, regionLayout, type LinkParams } from './ivshmem/layout.js';
 export { QemuServer, qemuShmSize, type QemuServerOptions } from './ivshmem/qemu/server.js';
 export { connectQemu, QemuEndpoint, type ConnectQemuOptions } from './ivshmem/qemu/client.js';
+export * from './virtio/index.js';
+export {
+  openNet,
+  IVSHM_NET_STATE_RESET,
+  IVSHM_NET_STATE_INIT,
+  IVSHM_NET_STATE_READY,
+  IVSHM_NET_STATE_RUN,
+  type NetEndpoint,
+  type NetOptions,
+  type NetStateEvent,
+  type NetViolation,
+} from './net/endpoint.js';
+export type { NetCounters } from './net/counters.js';
+export { ivshmNetSizing, type NetSizing } from './net/sizing.js';
+export { TapBridge, deriveMac, type BridgeLink, type TapBridgeCounters, type TapBridgeOptions } from './net/tap-bridge.js';
+export { openTap, TapDevice, type TapOptions } from './sys/tap.js';
+export { withNetns } from './sys/netns.js';
+export * from './channel/index.js';
+export { cellLinks, cellConnectOptions, type CellLinkEndpoint } from './ivshmem/cell-links.js';
+export { connectCellLink, CounterReporter, type LinkCounters } from './system/cell-env.js';
+export { checkSystemFile, checkSystemText, type CheckResult, type Problem } from './system/check.js';
+export { Supervisor } from './system/supervisor.js';
+export { upSystem, type UpOptions, type RunningSystem } from './system/up.js';
+export { runDemo } from './system/demo-system.js';
+export { terminalProgress } from './system/progress.js';
