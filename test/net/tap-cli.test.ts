@@ -7,6 +7,7 @@ import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { ip, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag, waitFor, sleep } from '../fixtures/tap-netns.js';
 import { hasEvent, lastCarrier, socketPath, spawnCli, startBroker, startNet, type NetCell, type Proc } from '../fixtures/tap-cells.js';
+import { unprivilegedBlocked } from '../helpers/unprivileged.js';
 
 const run = promisify(execFile);
 const TOOLS = ['ping', 'iperf3'];
@@ -216,6 +217,11 @@ test('ivshm net: bad input is a clear error before anything is created', { timeo
   assert.notEqual(e.code, 0);
   assert.equal(linkLine(ns, tap), '');
   // Without root: says what is missing.
+  const blocked = unprivilegedBlocked();
+  if (blocked) {
+    t.diagnostic(`not run: ${blocked}`);
+    return;
+  }
   const r = spawnSync(process.execPath, [(await import('../fixtures/tap-cells.js')).CLI, 'net', '--socket', sock, '--tap', `ivu${uniqueTag()}`],
     { uid: 65534, gid: 65534, encoding: 'utf8' });
   assert.equal(r.status, 2);

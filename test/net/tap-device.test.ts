@@ -9,6 +9,7 @@ import { openTap, parseMac, checkIfName, checkCidr, EBADFD, type TapDevice } fro
 import { withNetns } from '../../src/sys/netns.js';
 import { IvshmError } from '../../src/errors.js';
 import { ip, ipTry, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag, waitFor } from '../fixtures/tap-netns.js';
+import { unprivilegedBlocked } from '../helpers/unprivileged.js';
 
 const PEER_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x02]);
 
@@ -156,6 +157,8 @@ test('attaching to a persistent TAP keeps it and removes only what we added', { 
 
 test('without privileges: a clear error saying what is missing', { timeout: 20000 }, (t) => {
   if (skipUnlessPrivileged(t)) return;
+  const blocked = unprivilegedBlocked();
+  if (blocked) return t.skip(blocked);
   const script = fileURLToPath(new URL('../fixtures/tap-open.js', import.meta.url));
   const r = spawnSync(process.execPath, [script, `ivu${uniqueTag()}`], { uid: 65534, gid: 65534, encoding: 'utf8' });
   const out = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { ok: boolean; code?: string; message?: string };

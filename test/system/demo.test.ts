@@ -7,6 +7,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { isRoot, root } from './helpers.js';
+import { unprivilegedBlocked } from '../helpers/unprivileged.js';
 
 const script = `import { runDemo } from ${JSON.stringify(path.join(root, 'dist/src/system/demo-system.js'))};
 await runDemo({ durationMs: 6000, statusEverySeconds: 2 });`;
@@ -32,6 +33,8 @@ test('demo: runs, traffic flows, status and dashboard shown, nothing left', { ti
 
 test('demo: without root it says so and runs the rest', { timeout: 60_000 }, (t) => {
   if (!isRoot() || !fs.existsSync('/usr/bin/setpriv')) return t.skip('needs root (to drop to nobody with setpriv) to test the unprivileged path');
+  const blocked = unprivilegedBlocked();
+  if (blocked) return t.skip(blocked);
   const env = { ...process.env };
   delete env.XDG_RUNTIME_DIR;
   const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], { encoding: 'utf8', env, cwd: '/tmp' });
