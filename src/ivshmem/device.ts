@@ -346,12 +346,6 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
     return this.links.get(peer)?.view ?? null;
   }
 
-  readOutput(peer: number, offset: number, length: number): Buffer {
-    this.checkPeerIndex(peer, 'read');
-    const view = this.peerOutputView(peer);
-    if (!view) throw new RefusedError(`peer ${peer} is not on link ${this.name}`);
-    return this.copyOut(view, offset, length, `read of peer ${peer}'s output section`);
-  }
 
   /** DOORBELL: dropped (false) for an absent target or a vector out of range (g.3). */
   ring(peer: number, vector: number): boolean {

@@ -3,7 +3,7 @@
 // by comparing the State Table with a cached copy (b.1.2: there is no status
 // register, receivers compare).
 import { EventEmitter } from 'node:events';
-import { ConfigError } from '../errors.js';
+import { ConfigError, RefusedError } from '../errors.js';
 import type { EndpointEvents, SectionSizes } from './endpoint.js';
 
 // Register offsets of BAR0 (ivshmem-v2-notes.md a.5).
@@ -41,6 +41,7 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
   abstract readonly sizes: SectionSizes;
   abstract readonly name: string;
   abstract peerState(peer: number): number;
+  abstract peerOutputView(peer: number): Uint8Array | null;
 
   /** INT_CONTROL bit 0; reset value 0 (a.5), but a library user expects events, so connect() enables it. */
   intControl = true;
@@ -124,6 +125,14 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
       default:
         return; // read-only or unbacked: writes are ignored
     }
+  }
+
+  /** Copy bytes out of peer k's output section (k may be this peer). */
+  readOutput(peer: number, offset: number, length: number): Buffer {
+    this.checkPeerIndex(peer, 'read');
+    const view = this.peerOutputView(peer);
+    if (!view) throw new RefusedError(`peer ${peer} is not on link ${this.name}`);
+    return this.copyOut(view, offset, length, `read of peer ${peer}'s output section`);
   }
 
   stateTable(): number[] {

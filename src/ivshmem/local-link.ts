@@ -119,12 +119,6 @@ export class LocalEndpoint extends EndpointBase implements IvshmemEndpoint {
   peerOutputView(peer: number): Uint8Array | null {
     return this.link.outputs.get(peer) ?? null;
   }
-  readOutput(peer: number, offset: number, length: number): Buffer {
-    this.checkPeerIndex(peer, 'read');
-    const view = this.peerOutputView(peer);
-    if (!view) throw new RefusedError(`peer ${peer} is not on link ${this.name}`);
-    return this.copyOut(view, offset, length, `read of peer ${peer}'s output section`);
-  }
   ring(peer: number, vector: number): boolean {
     const target = this.link.endpoints.get(peer);
     if (this.closed || !target || !Number.isInteger(vector) || vector < 0 || vector >= this.vectors) {

@@ -20,29 +20,23 @@ export interface Watch {
  * drain the fd, or it is called again at once.
  */
 export function watchReadable(fd: number, onReadable: (hangup: boolean) => void): Watch {
-  let closed = false;
-  const handle = pollFd(fd, { readable: true, disconnect: true }, (status, ev) => {
-    if (closed) return;
-    onReadable(status < 0 || ev.disconnect);
-  });
-  live.add(handle);
-  return {
-    close() {
-      if (closed) return;
-      closed = true;
-      live.delete(handle);
-      handle.close();
-    },
-    unref: () => handle.unref(),
-    ref: () => handle.ref(),
-  };
+  return watch(fd, { readable: true, disconnect: true }, (status, ev) => onReadable(status < 0 || ev.disconnect));
 }
 
 /** Watch for writability (a full socket buffer draining). */
 export function watchWritable(fd: number, onWritable: () => void): Watch {
+  return watch(fd, { writable: true }, () => onWritable());
+}
+
+/** One referenced poll handle that stops delivering once closed. */
+function watch(
+  fd: number,
+  opts: { readable?: boolean; writable?: boolean; disconnect?: boolean },
+  cb: (status: number, ev: { readable: boolean; writable: boolean; disconnect: boolean }) => void,
+): Watch {
   let closed = false;
-  const handle = pollFd(fd, { writable: true }, () => {
-    if (!closed) onWritable();
+  const handle = pollFd(fd, opts, (status, ev) => {
+    if (!closed) cb(status, ev);
   });
   live.add(handle);
   return {

@@ -348,7 +348,7 @@ export class QemuEndpoint extends EndpointBase implements IvshmemEndpoint {
   }
 
   /** Copy from the one shared region; `peer` is ignored in v1 (there are no output sections). */
-  readOutput(_peer: number, offset: number, length: number): Buffer {
+  override readOutput(_peer: number, offset: number, length: number): Buffer {
     if (this.closed) throw new ClosedError(`peer ${this.id} of ${this.name} is closed`);
     return this.copyOut(this.rw, offset, length, `read of the shared memory of ${this.name}`);
   }
