@@ -474,7 +474,11 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
 
   // ---- sockets ----
 
-  private serveControl(s: net.Socket): void {
+  /**
+   * Feed each newline-terminated line of `s` to `onLine`. Input is bounded:
+   * more than 64 KiB buffered at once disconnects the sender.
+   */
+  private serveLines(s: net.Socket, onLine: (line: string) => void): void {
     this.conns.add(s);
     s.on('close', () => this.conns.delete(s));
     s.on('error', () => s.destroy());
@@ -483,10 +487,17 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
     s.on('data', (d: string) => {
       buf += d;
       if (buf.length > 65536) return void s.destroy();
-      const nl = buf.indexOf('\n');
-      if (nl < 0) return;
-      const line = buf.slice(0, nl);
-      buf = buf.slice(nl + 1);
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        onLine(line);
+      }
+    });
+  }
+
+  private serveControl(s: net.Socket): void {
+    this.serveLines(s, (line) => {
       void this.handleControl(line).then((reply) => {
         if (!s.destroyed) s.write(`${JSON.stringify(reply)}\n`);
       });
@@ -522,21 +533,7 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> {
 
   /** Counters from cells: untrusted input, so bounded, validated and attributed by token. */
   private serveReport(s: net.Socket): void {
-    this.conns.add(s);
-    s.on('close', () => this.conns.delete(s));
-    s.on('error', () => s.destroy());
-    let buf = '';
-    s.setEncoding('utf8');
-    s.on('data', (d: string) => {
-      buf += d;
-      if (buf.length > 65536) return void s.destroy();
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        this.acceptReport(line);
-      }
-    });
+    this.serveLines(s, (line) => this.acceptReport(line));
   }
 
   private acceptReport(line: string): void {
