@@ -1,7 +1,7 @@
 // memfd sections with seals (DESIGN.md "Security model": one memfd per
 // section; F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL on all, F_SEAL_FUTURE_WRITE
 // once the owner has mapped).
-import { c, errno, fail, K, PAGE_SIZE } from './libc.js';
+import { c, errno, fail, K } from './libc.js';
 
 export const SEAL = {
   SEAL: K.F_SEAL_SEAL,
@@ -11,7 +11,6 @@ export const SEAL = {
   FUTURE_WRITE: K.F_SEAL_FUTURE_WRITE,
 } as const;
 
-export const roundUpToPage = (n: number): number => Math.ceil(n / PAGE_SIZE) * PAGE_SIZE;
 
 /** Create a zero-filled sealable memfd of `size` bytes, named for /proc/PID/fd. */
 export function memfdCreate(name: string, size: number): number {

@@ -51,4 +51,3 @@ function watch(
   };
 }
 
-export const liveWatchCount = (): number => live.size;

@@ -57,13 +57,13 @@ function newSocket(kind: SocketKind, nonblock: boolean): number {
 export function unixListen(path: string, kind: SocketKind): number {
   if (fs.existsSync(path)) {
     const st = fs.lstatSync(path);
-    if (!st.isSocket()) fail2(`${path} exists and is not a socket; choose another --socket path`);
+    if (!st.isSocket()) pathInUse(`${path} exists and is not a socket; choose another --socket path`);
     const probe = newSocket(kind, false);
     const sa = sockaddrUn(path);
     const r = c.connect(probe, sa, sa.length) as number;
     const e = errno();
     c.close(probe);
-    if (r === 0 || e === E.EAGAIN) fail2(`${path} is in use by a running server; stop it or choose another --socket path`);
+    if (r === 0 || e === E.EAGAIN) pathInUse(`${path} is in use by a running server; stop it or choose another --socket path`);
     fs.unlinkSync(path);
   }
   // bind() creates the file before listen(): a client connecting in between
@@ -86,7 +86,7 @@ export function unixListen(path: string, kind: SocketKind): number {
   return fd;
 }
 
-function fail2(msg: string): never {
+function pathInUse(msg: string): never {
   throw new OsError('bind', E.EADDRINUSE, msg);
 }
 
