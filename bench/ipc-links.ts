@@ -252,7 +252,11 @@ export function workerServer(): void {
 
 // ------------------------------------------------------------------- ivshm
 
-export async function channelLink(socket: string, id: number, mode: WaitMode): Promise<BenchLink> {
+/**
+ * `setup` runs before the channel is up: the peer may send as soon as its own
+ * side is attached, and a message that found no handler would be lost to the bench.
+ */
+export async function channelLink(socket: string, id: number, mode: WaitMode, setup: (l: BenchLink) => void = nop): Promise<BenchLink> {
   const dev = await connect({ socket, id });
   const ch = new Channel(dev, { mode, spinMicros: process.env.IVSHM_SPIN ? Number(process.env.IVSHM_SPIN) : undefined });
   const link: BenchLink = {
@@ -271,6 +275,7 @@ export async function channelLink(socket: string, id: number, mode: WaitMode): P
   // A bench that stalls must say why.
   ch.on('violation', (e) => console.error(`peer ${id}: ${e.message}`));
   ch.on('peer-down', (e) => console.error(`peer ${id}: peer-down ${e.reason}`));
+  setup(link);
   await ch.ready();
   return link;
 }
@@ -311,9 +316,7 @@ export async function pubsubLink(socket: string, id: number, peers: number, mode
     });
     subs.push(s);
   }
-  await Promise.all(subs.map((s) => s.ready()));
-  const want = id === 0 ? peers - 1 : 0;
-  while (pub.subscribers().length < want) await new Promise((r) => setTimeout(r, 5));
+  // The handlers are in place before we wait: the measurer may ping as soon as it sees us.
   if (id !== 0) {
     // Pong: copy the ping's bytes into a loan of our ring (one copy, read in place).
     let count = 0;
@@ -335,5 +338,8 @@ export async function pubsubLink(socket: string, id: number, peers: number, mode
       }
     };
   }
+  await Promise.all(subs.map((s) => s.ready()));
+  const want = id === 0 ? peers - 1 : 0;
+  while (pub.subscribers().length < want) await new Promise((r) => setTimeout(r, 5));
   return link;
 }

@@ -38,6 +38,28 @@ const nowNs = (): number => Number(process.hrtime.bigint());
 const immediate = () => new Promise<void>((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
+/**
+ * A bench that hangs must fail with a reason: `guard(p)` rejects when nothing
+ * made progress (`tick()`) for 10 s. One interval timer, nothing per message.
+ */
+function stallGuard(what: () => string) {
+  let last = nowNs();
+  let fail: ((e: Error) => void) | null = null;
+  const timer = setInterval(() => {
+    if (fail && nowNs() - last > 10e9) fail(new Error(`${what()}: no progress within 10 s (a message was lost or the peer stalled)`));
+  }, 1000);
+  return {
+    tick: () => void (last = nowNs()),
+    guard<T>(p: Promise<T>): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        fail = reject;
+        p.then(resolve, reject);
+      });
+    },
+    stop: () => clearInterval(timer),
+  };
+}
+
 async function waitUntil(dueNs: number): Promise<void> {
   for (;;) {
     const left = dueNs - nowNs();
@@ -63,23 +85,28 @@ export async function latency(link: BenchLink, size: number, samples: number, in
   };
   const interval = intervalUs * 1000;
   const total = samples + warmup;
+  let i = 0;
+  const sg = stallGuard(() => `latency, ${size} B, ping ${i}`);
   let start = nowNs();
-  for (let i = 0; i < total; i++) {
+  for (; i < total; i++) {
     if (i === warmup) start = nowNs();
     const due = i < warmup ? nowNs() : start + (i - warmup) * interval;
     await waitUntil(due);
-    const got = new Promise<void>((r) => (wake = r));
+    // The guard wraps the promise before the send, so it costs the round trip nothing.
+    const got = sg.guard(new Promise<void>((r) => (wake = r)));
     const sentAt = nowNs();
     const p = link.send(buf);
     if (p) await p;
     await got;
     const t = nowNs();
+    sg.tick();
     if (i >= warmup) {
       h.recordValue(Math.max(1, t - due));
       hs.recordValue(Math.max(1, t - sentAt));
       if (sentAt - due > interval) late++;
     }
   }
+  sg.stop();
   const us = (v: number) => Math.round(v / 10) / 100;
   const r: LatencyResult = {
     samples,
@@ -109,14 +136,18 @@ export async function throughput(link: BenchLink, size: number, maxMessages: num
     received += u32();
     if (++counts === link.counters && done) done();
   };
+  let sent = 0;
+  const sg = stallGuard(() => `throughput, ${size} B, message ${sent}`);
   const allCounted = new Promise<void>((r) => (done = r));
   const t0 = nowNs();
   const limit = t0 + maxSeconds * 1e9;
-  let sent = 0;
   while (sent < maxMessages) {
     const p = link.send(buf);
     sent++;
-    if (p) await p;
+    if (p) {
+      await sg.guard(p);
+      sg.tick();
+    }
     // Check the clock and let the event loop breathe every 256 messages.
     if ((sent & 255) === 0) {
       if (nowNs() > limit) break;
@@ -125,9 +156,11 @@ export async function throughput(link: BenchLink, size: number, maxMessages: num
   }
   const end = Buffer.alloc(64);
   end[0] = END;
+  sg.tick();
   const p = link.send(end);
-  if (p) await p;
-  await allCounted;
+  if (p) await sg.guard(p);
+  await sg.guard(allCounted);
+  sg.stop();
   const seconds = (nowNs() - t0) / 1e9;
   return {
     messages: sent,

@@ -62,8 +62,7 @@ async function pong(): Promise<void> {
     case 'worker':
       return workerServer();
     case 'channel': {
-      const link = await channelLink(cfg.path!, cfg.id ?? 1, cfg.mode ?? 'event');
-      echo(link);
+      await channelLink(cfg.path!, cfg.id ?? 1, cfg.mode ?? 'event', (link) => echo(link));
       process.send!('ready');
       return;
     }

@@ -1,4 +1,4 @@
-// npm run bench:ipc [-- --quick] [--only channel-poll,uds] [--out file.json]
+// npm run bench:ipc [-- --quick] [--only channel-poll,uds] [--sizes 64,1024] [--out file.json]
 //
 // One run, one machine, the same messages over every transport a Node user
 // has for IPC, and over ivshm channels and pub-sub (issue 5 "Benchmark").
@@ -48,17 +48,18 @@ export interface CaseResult {
   error?: string;
 }
 
-function plan(quick: boolean): NonNullable<PeerConfig['plan']> {
+function plan(quick: boolean, sizes: number[] = SIZES): NonNullable<PeerConfig['plan']> {
   const q = quick ? 5 : 1;
   const rows: Record<number, [number, number, number, number]> = {
     // samples, interval µs, throughput messages, warm-up pings
-    64: [4000, 250, 300000, 200],
-    1024: [4000, 250, 200000, 200],
+    // Small messages: 2000 back-to-back warm-up pings, so V8 has optimised the path before we measure.
+    64: [4000, 250, 300000, 2000],
+    1024: [4000, 250, 200000, 2000],
     65536: [2000, 500, 30000, 100],
     1048576: [200, 5000, 1500, 20],
     4194304: [60, 20000, 400, 10],
   };
-  return SIZES.map((size) => {
+  return sizes.map((size) => {
     const [samples, intervalUs, messages, warmup] = rows[size]!;
     return { size, samples: Math.ceil(samples / q), intervalUs, warmup: Math.ceil(warmup / q), messages: Math.ceil(messages / q), seconds: quick ? 0.3 : 1.5 };
   });
@@ -84,8 +85,7 @@ function waitFor(child: ChildProcess, what: string): Promise<void> {
   });
 }
 
-async function runTransport(t: Transport, quick: boolean, tmp: string): Promise<CaseResult[]> {
-  const steps = plan(quick);
+async function runTransport(t: Transport, steps: NonNullable<PeerConfig['plan']>, tmp: string): Promise<CaseResult[]> {
   const children: ChildProcess[] = [];
   let broker: Broker | null = null;
   const out: CaseResult[] = [];
@@ -173,6 +173,11 @@ async function main(): Promise<void> {
   const only = args.includes('--only') && onlyArg ? onlyArg.split(',') : null;
   const outArg = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
   const transports = TRANSPORTS.filter((t) => !only || only.includes(t.name));
+  const sizesArg = args.includes('--sizes') ? args[args.indexOf('--sizes') + 1] : undefined;
+  const sizes = sizesArg ? sizesArg.split(',').map(Number) : SIZES;
+  const bad = sizes.find((n) => !SIZES.includes(n));
+  if (bad !== undefined) throw new Error(`--sizes: ${bad} is not one of ${SIZES.join(', ')}`);
+  const steps = plan(quick, sizes);
   if (!transports.length) throw new Error(`--only matches none of ${TRANSPORTS.map((t) => t.name).join(', ')}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-bench-'));
   const meta = {
@@ -192,12 +197,12 @@ async function main(): Promise<void> {
       'throughput = messages sent as fast as back-pressure allows, until every receiver confirmed its count. ' +
       'Each transport runs in fresh processes (worker: one process, two threads). Sizes include a 1-byte type tag. ' +
       'ivshm pub-sub subscribers read samples in place; the echoing subscriber copies each ping once into a loaned sample.',
-    plan: plan(quick),
+    plan: steps,
   };
   process.stderr.write(`bench:ipc ${quick ? '(quick) ' : ''}on ${meta.cpu} x${meta.cpus}, ${meta.platform}, Node ${meta.node}, load ${meta.loadavgStart.join(' ')}\n`);
   const results: CaseResult[] = [];
   try {
-    for (const t of transports) results.push(...(await runTransport(t, quick, tmp)));
+    for (const t of transports) results.push(...(await runTransport(t, steps, tmp)));
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
