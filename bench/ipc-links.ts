@@ -23,6 +23,21 @@ export interface BenchLink {
   /** Replies expected for one END (pub-sub: one per subscriber). */
   readonly counters: number;
   close(): Promise<void>;
+  /** Busy-poll transports only: do receive work now, synchronously (Channel.poll). */
+  pollSync?: () => number;
+}
+
+/**
+ * The loop of a busy-polling peer: poll without the event loop in between,
+ * yielding one turn per millisecond so doorbells, state changes and the
+ * parent's IPC still get through. Runs until the process ends.
+ */
+export async function spinLoop(poll: () => number): Promise<never> {
+  for (;;) {
+    const until = performance.now() + 1;
+    while (performance.now() < until) for (let i = 0; i < 64; i++) poll();
+    await new Promise((r) => setImmediate(r));
+  }
 }
 
 const nop = () => {};
@@ -256,7 +271,7 @@ export function workerServer(): void {
  * `setup` runs before the channel is up: the peer may send as soon as its own
  * side is attached, and a message that found no handler would be lost to the bench.
  */
-export async function channelLink(socket: string, id: number, mode: WaitMode, setup: (l: BenchLink) => void = nop): Promise<BenchLink> {
+export async function channelLink(socket: string, id: number, mode: WaitMode, setup: (l: BenchLink) => void = nop, spin = false): Promise<BenchLink> {
   const dev = await connect({ socket, id });
   const ch = new Channel(dev, { mode, spinMicros: process.env.IVSHM_SPIN ? Number(process.env.IVSHM_SPIN) : undefined });
   const link: BenchLink = {
@@ -275,6 +290,7 @@ export async function channelLink(socket: string, id: number, mode: WaitMode, se
   // A bench that stalls must say why.
   ch.on('violation', (e) => console.error(`peer ${id}: ${e.message}`));
   ch.on('peer-down', (e) => console.error(`peer ${id}: peer-down ${e.reason}`));
+  if (spin) link.pollSync = () => ch.poll();
   setup(link);
   await ch.ready();
   return link;

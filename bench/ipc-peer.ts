@@ -3,7 +3,7 @@
 // 'sub' is an extra pub-sub subscriber.
 import { isMainThread } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
-import { channelLink, cpIpcClient, cpIpcServer, echo, pubsubLink, streamClient, streamServer, workerClient, workerServer, type BenchLink } from './ipc-links.js';
+import { channelLink, spinLoop, cpIpcClient, cpIpcServer, echo, pubsubLink, streamClient, streamServer, workerClient, workerServer, type BenchLink } from './ipc-links.js';
 import { latency, throughput } from './ipc-measure.js';
 import type { WaitMode } from '../src/channel/index.js';
 
@@ -16,6 +16,8 @@ export interface PeerConfig {
   id?: number;
   peers?: number;
   mode?: WaitMode;
+  /** ivshm channel: busy-poll with Channel.poll() in a synchronous loop. */
+  spin?: boolean;
   plan?: Array<{ size: number; samples: number; intervalUs: number; warmup: number; messages: number; seconds: number }>;
 }
 
@@ -33,7 +35,7 @@ async function open(): Promise<BenchLink> {
     case 'worker':
       return workerClient(self, cfg);
     case 'channel':
-      return channelLink(cfg.path!, cfg.id ?? 0, cfg.mode ?? 'event');
+      return channelLink(cfg.path!, cfg.id ?? 0, cfg.mode ?? 'event', undefined, cfg.spin);
     case 'pubsub':
       return pubsubLink(cfg.path!, cfg.id ?? 0, cfg.peers ?? 2, cfg.mode ?? 'event');
   }
@@ -62,8 +64,9 @@ async function pong(): Promise<void> {
     case 'worker':
       return workerServer();
     case 'channel': {
-      await channelLink(cfg.path!, cfg.id ?? 1, cfg.mode ?? 'event', (link) => echo(link));
+      const link = await channelLink(cfg.path!, cfg.id ?? 1, cfg.mode ?? 'event', (l) => echo(l), cfg.spin);
       process.send!('ready');
+      if (link.pollSync) await spinLoop(link.pollSync);
       return;
     }
     case 'pubsub': {

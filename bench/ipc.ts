@@ -23,10 +23,13 @@ interface Transport {
   label: string;
   kind: 'channel' | 'pubsub' | 'uds' | 'tcp' | 'cp-ipc' | 'worker';
   mode?: 'event' | 'poll' | 'hybrid';
+  /** Busy-poll with Channel.poll() in a synchronous loop instead of the event-loop pump. */
+  spin?: boolean;
   subscribers?: number;
 }
 
 const TRANSPORTS: Transport[] = [
+  { name: 'channel-spin', label: 'ivshm channel, poll() loop', kind: 'channel', mode: 'poll', spin: true },
   { name: 'channel-poll', label: 'ivshm channel, poll', kind: 'channel', mode: 'poll' },
   { name: 'channel-hybrid', label: 'ivshm channel, hybrid', kind: 'channel', mode: 'hybrid' },
   { name: 'channel-event', label: 'ivshm channel, event', kind: 'channel', mode: 'event' },
@@ -89,7 +92,7 @@ async function runTransport(t: Transport, steps: NonNullable<PeerConfig['plan']>
   const children: ChildProcess[] = [];
   let broker: Broker | null = null;
   const out: CaseResult[] = [];
-  const base: PeerConfig = { role: 'ping', transport: t.kind, plan: steps, mode: t.mode };
+  const base: PeerConfig = { role: 'ping', transport: t.kind, plan: steps, mode: t.mode, spin: t.spin };
   try {
     if (t.kind === 'channel' || t.kind === 'pubsub') {
       const peers = t.kind === 'pubsub' ? 1 + t.subscribers! : 2;

@@ -812,6 +812,14 @@ export class Subscriber extends EventEmitter<SubscriberEvents> {
     return did;
   }
 
+  /** Busy-poll: deliver what the publisher published, synchronously; returns the number of samples (see Channel.poll). */
+  poll(): number {
+    if (this.closed) return 0;
+    const before = this.counters.received;
+    this.receive();
+    return this.counters.received - before;
+  }
+
   [Symbol.asyncIterator](): AsyncIterableIterator<Sample> {
     const self = this;
     return {

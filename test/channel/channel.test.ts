@@ -54,6 +54,34 @@ test('event mode suppresses doorbells on a busy stream', { timeout: 20000 }, asy
   b.close();
 });
 
+test('poll() delivers synchronously and moves queued sends without an event-loop turn', { timeout: 20000 }, async () => {
+  const l = link(2, '16K'); // 8 KiB ring: 2 messages of 3000 bytes fit, the third waits
+  const a = new Channel(l.join(0));
+  const b = new Channel(l.join(1));
+  await Promise.all([a.ready(), b.ready()]);
+  await tick(5); // let both pumps go to sleep
+  const seen: number[] = [];
+  b.on('message', (m) => seen.push(m.data.readUInt32LE(4)));
+  assert.equal(b.poll(), 0, 'nothing published yet');
+  const msg = (i: number) => {
+    const m = Buffer.alloc(3000, i);
+    m.writeUInt32LE(i, 4);
+    return m;
+  };
+  const sent = [0, 1, 2].map((i) => a.send(msg(i)));
+  // No await between the sends and poll(): everything below is synchronous.
+  assert.equal(b.poll(), 2, 'the two messages that fit');
+  assert.deepEqual(seen, [0, 1]);
+  assert.equal(b.poll(), 0, 'the third is still queued on the sender');
+  a.poll(); // sees the freed space and moves the queued send into the ring
+  assert.equal(b.poll(), 1);
+  assert.deepEqual(seen, [0, 1, 2]);
+  assert.deepEqual(await Promise.all(sent), [1, 2, 3]);
+  a.close();
+  assert.equal(a.poll(), 0, 'a closed channel does nothing');
+  b.close();
+});
+
 test('back-pressure: a stopped receiver makes send wait, then it resumes', { timeout: 20000 }, async () => {
   const l = link(2, '16K'); // 8 KiB ring
   const a = new Channel(l.join(0));

@@ -142,3 +142,22 @@ test('publisher restart: subscriber sees publisher-down/up and continues with th
   pub.close();
   sub.close();
 });
+
+test('Subscriber.poll() delivers samples synchronously, in place', { timeout: 10000 }, async () => {
+  const l = link(2, '16K');
+  const pub = new Publisher(l.join(0));
+  const sub = new Subscriber(l.join(1));
+  await sub.ready();
+  await until(() => pub.subscribers().length === 1, 'attached');
+  await tick(5);
+  const got: string[] = [];
+  sub.on('sample', (s) => got.push(s.toBuffer()!.toString()));
+  assert.equal(sub.poll(), 0);
+  pub.tryPublish(Buffer.from('a'));
+  pub.tryPublish(Buffer.from('b'));
+  assert.equal(sub.poll(), 2);
+  assert.deepEqual(got, ['a', 'b']);
+  sub.close();
+  assert.equal(sub.poll(), 0);
+  pub.close();
+});
