@@ -205,8 +205,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   // Peer side (everything here was validated when read).
   private view: Uint8Array | null = null;
-  /** The same mapping as a Buffer: Buffer.copy avoids a subarray object per message. */
-  private peerBuf: Buffer | null = null;
   private pw: Int32Array | null = null;
   private peerHdr: PeerHeader | null = null;
   private peerSession = 0;
@@ -574,7 +572,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     const err = r.loadTail();
     if (err) return this.violation(err, `tail ${r.peekTail()} against consumer position ${r.pos}`) && false;
     if (!r.available) return false;
-    const src = this.peerBuf!;
+    const src = this.view!;
     const start = r.pos;
     let lastPublished = start;
     // Bounded: at most the ring's worth of records per call.
@@ -589,7 +587,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       if (rec.type === REC_REQUEST && rec.corr === 0) return this.violation('bad-correlation', `request ${rec.seq} without correlation ID`) && false;
       // Copy out before use (the peer could change the bytes under us).
       const data = Buffer.allocUnsafe(rec.length);
-      src.copy(data, 0, rec.offset, rec.offset + rec.length);
+      data.set(src.subarray(rec.offset, rec.offset + rec.length));
       r.pos = rec.end;
       r.seq = (r.seq + 1) >>> 0;
       this.lastReceivedSeq = rec.seq;
@@ -745,7 +743,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   private dropView(): void {
     this.view = null;
-    this.peerBuf = null;
     this.pw = null;
     this.reader = null;
   }
@@ -763,7 +760,6 @@ export class Channel extends EventEmitter<ChannelEvents> {
     if (!view) return;
     if (view !== this.view) {
       this.view = view;
-      this.peerBuf = Buffer.from(view.buffer, view.byteOffset, view.byteLength);
       this.pw = words(view, `output section of peer ${this.peer}`);
       this.reader = null;
     }
