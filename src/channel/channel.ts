@@ -12,15 +12,13 @@
 // there. Sequence numbers continue across peer restarts, so both sides can
 // tell exactly which messages may not have arrived. Nothing is re-sent, so
 // nothing is delivered twice.
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import { ClosedError, ConfigError, IvshmError, PeerViolationError } from '../errors.js';
-import type { InterruptEvent, IvshmemEndpoint } from '../ivshmem/endpoint.js';
+import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import {
   CH_ROLE_CHANNEL,
   CH_STATE_PHASE_MASK,
   CH_STATE_READY,
-  IVSHM_PROTO_USER_MAX,
-  IVSHM_PROTO_USER_MIN,
   needEvent,
   readPeerHeader,
   REC_ALIGN,
@@ -41,21 +39,16 @@ import {
   words,
   type PeerHeader,
 } from './layout.js';
+import { Inbox, LinkUser, otherPeer, type LinkUserOptions } from './link-user.js';
 import { newRecordView, RingReader, RingWriter } from './ring.js';
-import { OwnSection } from './section.js';
-import { checkWaitOptions, Pump, type WaitMode, type WaitOptions } from './wait-modes.js';
 
-export interface ChannelOptions extends WaitOptions {
+export interface ChannelOptions extends LinkUserOptions {
   /** The other peer's ID; default: the other one on a 2-peer link. */
   peer?: number;
-  /** Doorbell vector for data; default 1 when the link has 2+ vectors, else 0. */
-  vector?: number;
   /** Messages queued for the async iterator before the channel stops reading the ring (back-pressure). Default 64. */
   highWaterMark?: number;
   /** Default timeout of request(), ms. Default 30000. */
   requestTimeoutMs?: number;
-  /** Period of the safety re-check of state and indices (a lost doorbell costs at most this), ms. Default 250. */
-  watchdogMs?: number;
 }
 
 export interface PeerUpEvent {
@@ -174,11 +167,8 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-export class Channel extends EventEmitter<ChannelEvents> {
-  readonly endpoint: IvshmemEndpoint;
+export class Channel extends LinkUser<ChannelEvents> {
   readonly peer: number;
-  readonly vector: number;
-  readonly mode: WaitMode;
   readonly counters: ChannelCounters = {
     sent: 0,
     received: 0,
@@ -193,14 +183,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
   };
   /** Reason the channel is latched broken (a peer violation), or null. Cleared when the peer starts a new session. */
   broken: string | null = null;
-  closed = false;
 
-  private readonly sec: OwnSection;
   private readonly writer: RingWriter;
-  private readonly pump: Pump;
-  private readonly hwm: number;
   private readonly requestTimeoutMs: number;
-  private readonly watchdog: NodeJS.Timeout;
   private readonly rec = newRecordView();
 
   // Peer side (everything here was validated when read).
@@ -226,78 +211,24 @@ export class Channel extends EventEmitter<ChannelEvents> {
   // Receive side.
   private lastReceivedSeq = 0;
   private paused = false;
-  private readonly inbox: Message[] = [];
-  private readonly takers: Array<(r: IteratorResult<Message>) => void> = [];
+  private readonly inbox: Inbox<Message>;
   private nextCorr = 1;
   private readonly pending = new Map<number, Pending>();
 
-  private readonly onInterrupt = (e: InterruptEvent) => {
-    if (e.vector === this.vector && e.from === this.peer) this.pump.kick(true);
-  };
-  private readonly onState = (e: { peer: number }) => {
-    if (e.peer === this.peer) {
-      this.sync();
-      this.pump.kick();
-    }
-  };
-  private readonly onPeerJoined = (e: { peer: number }) => {
-    // A re-join replaces the peer's mapping: the old view must not be touched again.
-    if (e.peer === this.peer) {
-      this.dropView();
-      this.sync();
-      this.pump.kick();
-    }
-  };
-  private readonly onPeerGone = (e: { peer: number; reason: string }) => {
-    if (e.peer === this.peer) {
-      this.dropView();
-      this.peerDown(`peer gone: ${e.reason}`);
-    }
-  };
-  private readonly onClose = (e: { reason: string }) => this.shutdown(`link closed: ${e.reason}`, true);
-
   constructor(endpoint: IvshmemEndpoint, opts: ChannelOptions = {}) {
-    super();
     const what = `channel on peer ${endpoint.id} of link ${endpoint.name}`;
-    if (endpoint.protocol < IVSHM_PROTO_USER_MIN || endpoint.protocol > IVSHM_PROTO_USER_MAX) {
-      throw new ConfigError(
-        `${what}: link protocol 0x${endpoint.protocol.toString(16)} is not in the user range 0x4000-0x7fff; start the link with e.g. --protocol 0x4348`,
-        'IVSHM_ERR_INVALID_ARGUMENT',
-      );
-    }
-    const peer = opts.peer ?? (endpoint.maxPeers === 2 ? 1 - endpoint.id : -1);
-    if (!Number.isInteger(peer) || peer < 0 || peer >= endpoint.maxPeers || peer === endpoint.id) {
-      throw new ConfigError(`${what}: option peer must name another peer 0..${endpoint.maxPeers - 1} (the link has ${endpoint.maxPeers} peers)`, 'IVSHM_ERR_INVALID_ARGUMENT');
-    }
-    const vector = opts.vector ?? (endpoint.vectors > 1 ? 1 : 0);
-    if (!Number.isInteger(vector) || vector < 0 || vector >= endpoint.vectors) {
-      throw new ConfigError(`${what}: vector ${vector} must be 0..${endpoint.vectors - 1}`, 'IVSHM_ERR_INVALID_ARGUMENT');
-    }
-    const wait = checkWaitOptions(opts, what);
-    this.endpoint = endpoint;
+    // Options are checked before super() touches the endpoint's section.
+    const peer = otherPeer(endpoint, opts.peer, 'peer', what);
+    super(endpoint, opts, what);
     this.peer = peer;
-    this.vector = vector;
-    this.mode = wait.mode;
-    this.hwm = opts.highWaterMark ?? 64;
+    this.inbox = new Inbox(opts.highWaterMark ?? 64, () => this.pump.kick(), () => this.closed);
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 30000;
-    this.sec = OwnSection.of(endpoint);
     this.sec.claimRing(CH_ROLE_CHANNEL, what);
     this.sec.acquire();
     this.sec.renew();
     this.writer = new RingWriter(this.sec.bytes, this.sec.w, this.sec.geo.ringOffset, this.sec.geo.ringSize);
     this.writer.reset(0);
-    this.pump = new Pump({ work: () => this.work(), probe: () => this.probe(), arm: (on) => this.arm(on) }, wait);
-    endpoint.on('interrupt', this.onInterrupt);
-    endpoint.on('state', this.onState);
-    endpoint.on('peer-joined', this.onPeerJoined);
-    endpoint.on('peer-gone', this.onPeerGone);
-    endpoint.on('close', this.onClose);
-    this.watchdog = setInterval(() => {
-      this.sync();
-      if (this.txReady()) this.refreshHead();
-      this.pump.kick();
-    }, opts.watchdogMs ?? 250);
-    this.watchdog.unref();
+    this.listen();
     (this as EventEmitter).on('newListener', (name: string | symbol) => {
       if (name === 'message') this.pump.kick();
     });
@@ -307,6 +238,35 @@ export class Channel extends EventEmitter<ChannelEvents> {
       this.sync();
       this.pump.start();
     });
+  }
+
+  protected rings(from: number): boolean {
+    return from === this.peer;
+  }
+
+  protected peerState(peer: number): void {
+    if (peer !== this.peer) return;
+    this.sync();
+    this.pump.kick();
+  }
+
+  protected peerJoined(peer: number): void {
+    // A re-join replaces the peer's mapping: the old view must not be touched again.
+    if (peer !== this.peer) return;
+    this.dropView();
+    this.sync();
+    this.pump.kick();
+  }
+
+  protected peerGone(peer: number, reason: string): void {
+    if (peer !== this.peer) return;
+    this.dropView();
+    this.peerDown(`peer gone: ${reason}`);
+  }
+
+  protected recheck(): void {
+    this.sync();
+    if (this.txReady()) this.refreshHead();
   }
 
   /** Largest message this channel can send (half our ring). */
@@ -562,7 +522,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   private canDeliver(): boolean {
-    return !this.paused && (this.inbox.length < this.hwm || this.listenerCount('message') > 0);
+    return !this.paused && (this.inbox.hasRoom || this.listenerCount('message') > 0);
   }
 
   /** Read what the peer published. Returns true if anything was consumed. */
@@ -641,9 +601,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
       }
       return;
     }
-    const t = this.takers.shift();
-    if (t) t({ value: msg, done: false });
-    else this.inbox.push(msg);
+    this.inbox.put(msg);
   }
 
   /** Receive one message (for code that prefers pull to events). */
@@ -654,27 +612,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
-    const self = this;
-    return {
-      next(): Promise<IteratorResult<Message>> {
-        const m = self.inbox.shift();
-        if (m) {
-          self.pump.kick();
-          return Promise.resolve({ value: m, done: false });
-        }
-        if (self.closed) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => {
-          self.takers.push(resolve);
-          self.pump.kick();
-        });
-      },
-      return(): Promise<IteratorResult<Message>> {
-        return Promise.resolve({ value: undefined, done: true });
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    return this.inbox.iterator();
   }
 
   /**
@@ -695,7 +633,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
 
   // --------------------------------------------------------------- the pump
 
-  private work(): boolean {
+  protected work(): boolean {
     if (this.closed) return false;
     if (!this.reader && this.peerSession && this.pw) this.attachRx();
     let did = this.receive();
@@ -711,7 +649,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return did;
   }
 
-  private probe(): boolean {
+  protected probe(): boolean {
     if (this.closed) return false;
     const r = this.reader;
     if (r && r.peekTail() !== r.pos && this.canDeliver()) return true;
@@ -723,7 +661,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     return false;
   }
 
-  private arm(on: boolean): boolean {
+  protected arm(on: boolean): boolean {
     if (this.closed) return false;
     // No refreshHead() here: probe() compares the peer's position with the one
     // drain() last failed with; refreshing without draining would hide free space.
@@ -897,17 +835,9 @@ export class Channel extends EventEmitter<ChannelEvents> {
     this.shutdown('closed', false);
   }
 
-  private shutdown(reason: string, linkGone: boolean): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.pump.stop();
-    clearInterval(this.watchdog);
+  protected shutdown(reason: string, linkGone: boolean): void {
+    if (!this.detach()) return;
     const ep = this.endpoint;
-    ep.off('interrupt', this.onInterrupt);
-    ep.off('state', this.onState);
-    ep.off('peer-joined', this.onPeerJoined);
-    ep.off('peer-gone', this.onPeerGone);
-    ep.off('close', this.onClose);
     const err = new ClosedError(`channel to peer ${this.peer} closed (${reason})`);
     for (const q of this.queue.splice(0)) q.reject(err);
     for (const [, p] of this.pending) {
@@ -916,7 +846,7 @@ export class Channel extends EventEmitter<ChannelEvents> {
     }
     this.pending.clear();
     for (const f of this.flushWaiters.splice(0)) f.reject(err);
-    for (const t of this.takers.splice(0)) t({ value: undefined, done: true });
+    this.inbox.end();
     this.openLoan = null;
     this.dropView();
     this.connected = false;

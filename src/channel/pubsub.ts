@@ -15,18 +15,16 @@
 //              samples it missed (sequence-number gap).
 //  'block'     the publisher waits until every attached subscriber has consumed
 //              enough (a subscriber that stops reading stalls it: by definition).
-import { EventEmitter } from 'node:events';
+import type { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { ClosedError, ConfigError, IvshmError } from '../errors.js';
-import type { InterruptEvent, IvshmemEndpoint } from '../ivshmem/endpoint.js';
+import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import {
   CH_ROLE_PUBLISHER,
   CH_STATE_PHASE_MASK,
   CH_STATE_READY,
   H_HEAD,
   H_TAIL,
-  IVSHM_PROTO_USER_MAX,
-  IVSHM_PROTO_USER_MIN,
   needEvent,
   readPeerHeader,
   REC_ALIGN,
@@ -41,35 +39,15 @@ import {
   slotIndex,
   words,
 } from './layout.js';
+import { Inbox, LinkUser, otherPeer, type LinkUserOptions } from './link-user.js';
 import { newRecordView, RingReader, RingWriter } from './ring.js';
-import { OwnSection } from './section.js';
-import { checkWaitOptions, Pump, type WaitMode, type WaitOptions } from './wait-modes.js';
 
 export type OverflowPolicy = 'overwrite' | 'block';
 
-function checkProtocol(ep: IvshmemEndpoint, what: string): void {
-  if (ep.protocol < IVSHM_PROTO_USER_MIN || ep.protocol > IVSHM_PROTO_USER_MAX) {
-    throw new ConfigError(
-      `${what}: link protocol 0x${ep.protocol.toString(16)} is not in the user range 0x4000-0x7fff; start the link with e.g. --protocol 0x4348`,
-      'IVSHM_ERR_INVALID_ARGUMENT',
-    );
-  }
-}
-
-function defaultVector(ep: IvshmemEndpoint, v: number | undefined, what: string): number {
-  const vector = v ?? (ep.vectors > 1 ? 1 : 0);
-  if (!Number.isInteger(vector) || vector < 0 || vector >= ep.vectors) {
-    throw new ConfigError(`${what}: vector ${vector} must be 0..${ep.vectors - 1}`, 'IVSHM_ERR_INVALID_ARGUMENT');
-  }
-  return vector;
-}
-
 // ------------------------------------------------------------------ publisher
 
-export interface PublisherOptions extends WaitOptions {
+export interface PublisherOptions extends LinkUserOptions {
   overflow?: OverflowPolicy;
-  vector?: number;
-  watchdogMs?: number;
 }
 
 interface SubscriberLink {
@@ -106,68 +84,57 @@ export interface PublisherEvents {
   close: [{ reason: string }];
 }
 
-export class Publisher extends EventEmitter<PublisherEvents> {
-  readonly endpoint: IvshmemEndpoint;
+export class Publisher extends LinkUser<PublisherEvents> {
   readonly overflow: OverflowPolicy;
-  readonly vector: number;
-  readonly mode: WaitMode;
   readonly counters = { published: 0, bytes: 0, overwritten: 0, doorbellsRung: 0, badSubscribers: 0 };
-  closed = false;
-  private readonly sec: OwnSection;
   private readonly writer: RingWriter;
   private readonly subs = new Map<number, SubscriberLink>();
   private readonly heads = new Map<number, number>();
-  private readonly pump: Pump;
-  private readonly watchdog: NodeJS.Timeout;
   /** Oldest valid position (mirrored to H_HEAD before anything older is overwritten). */
   private oldest = 0;
   private nextSeq = 1;
   private openLoan: SampleLoan | null = null;
   private readonly queue: Array<{ data: Uint8Array; resolve: (s: number) => void; reject: (e: Error) => void }> = [];
 
-  private readonly onInterrupt = (e: InterruptEvent) => {
-    if (e.vector === this.vector && this.subs.has(e.from)) this.pump.kick(true);
-  };
-  private readonly onPeer = (e: { peer: number }) => {
-    this.dropSub(e.peer, 'peer left or rejoined');
-    this.scan();
-  };
-  private readonly onState = () => {
-    this.scan();
-    this.pump.kick();
-  };
-  private readonly onClose = () => this.shutdown('link closed', true);
-
   constructor(endpoint: IvshmemEndpoint, opts: PublisherOptions = {}) {
-    super();
     const what = `publisher on peer ${endpoint.id} of link ${endpoint.name}`;
-    checkProtocol(endpoint, what);
+    // Options are checked before super() touches the endpoint's section.
     const overflow = opts.overflow ?? 'overwrite';
     if (overflow !== 'overwrite' && overflow !== 'block') throw new ConfigError(`${what}: overflow must be 'overwrite' or 'block'`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    super(endpoint, opts, what);
     this.overflow = overflow;
-    this.vector = defaultVector(endpoint, opts.vector, what);
-    const wait = checkWaitOptions(opts, what);
-    this.mode = wait.mode;
-    this.endpoint = endpoint;
-    this.sec = OwnSection.of(endpoint);
     this.sec.claimRing(CH_ROLE_PUBLISHER, what);
     this.sec.acquire();
     this.sec.renew();
     this.writer = new RingWriter(this.sec.bytes, this.sec.w, this.sec.geo.ringOffset, this.sec.geo.ringSize);
     this.writer.reset(0);
-    this.pump = new Pump({ work: () => this.drain(), probe: () => this.queue.length > 0 && this.spaceChanged(), arm: (on) => this.arm(on) }, wait);
-    endpoint.on('interrupt', this.onInterrupt);
-    endpoint.on('state', this.onState);
-    endpoint.on('peer-joined', this.onPeer);
-    endpoint.on('peer-gone', this.onPeer);
-    endpoint.on('close', this.onClose);
-    this.watchdog = setInterval(() => {
-      this.scan();
-      this.pump.kick();
-    }, opts.watchdogMs ?? 250);
-    this.watchdog.unref();
+    this.listen();
     // No events from the constructor: listeners added right after it see them.
     setImmediate(() => this.scan());
+  }
+
+  protected rings(from: number): boolean {
+    return this.subs.has(from);
+  }
+  protected peerState(): void {
+    this.scan();
+    this.pump.kick();
+  }
+  protected peerJoined(peer: number): void {
+    this.dropSub(peer, 'peer left or rejoined');
+    this.scan();
+  }
+  protected peerGone(peer: number): void {
+    this.peerJoined(peer);
+  }
+  protected recheck(): void {
+    this.scan();
+  }
+  protected work(): boolean {
+    return this.drain();
+  }
+  protected probe(): boolean {
+    return this.queue.length > 0 && this.spaceChanged();
   }
 
   get maxSampleSize(): number {
@@ -363,7 +330,7 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     return did;
   }
 
-  private arm(on: boolean): boolean {
+  protected arm(on: boolean): boolean {
     const want = on && this.queue.length > 0 ? 1 : 0;
     for (const k of this.subs.keys()) {
       this.sec.setSlot(k, S_TX_WAKE_AT, this.heads.get(k) ?? 0);
@@ -376,17 +343,9 @@ export class Publisher extends EventEmitter<PublisherEvents> {
     this.shutdown('closed', false);
   }
 
-  private shutdown(reason: string, linkGone: boolean): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.pump.stop();
-    clearInterval(this.watchdog);
+  protected shutdown(reason: string, linkGone: boolean): void {
+    if (!this.detach()) return;
     const ep = this.endpoint;
-    ep.off('interrupt', this.onInterrupt);
-    ep.off('state', this.onState);
-    ep.off('peer-joined', this.onPeer);
-    ep.off('peer-gone', this.onPeer);
-    ep.off('close', this.onClose);
     const err = new ClosedError(`publisher closed (${reason})`);
     for (const q of this.queue.splice(0)) q.reject(err);
     this.subs.clear();
@@ -406,15 +365,13 @@ export class Publisher extends EventEmitter<PublisherEvents> {
 
 // ----------------------------------------------------------------- subscriber
 
-export interface SubscriberOptions extends WaitOptions {
+export interface SubscriberOptions extends LinkUserOptions {
   /** Peer ID of the publisher; default: the other peer on a 2-peer link. */
   publisher?: number;
   /** Samples still in the publisher's ring to deliver on attach (default 0: only new ones). */
   history?: number;
-  vector?: number;
   /** Samples queued for the async iterator before reading stops (they are copies). Default 64. */
   highWaterMark?: number;
-  watchdogMs?: number;
 }
 
 /**
@@ -502,19 +459,11 @@ export interface SubscriberEvents {
   close: [{ reason: string }];
 }
 
-export class Subscriber extends EventEmitter<SubscriberEvents> {
-  readonly endpoint: IvshmemEndpoint;
+export class Subscriber extends LinkUser<SubscriberEvents> {
   readonly publisher: number;
-  readonly vector: number;
-  readonly mode: WaitMode;
   readonly history: number;
   readonly counters = { received: 0, bytes: 0, missed: 0, resyncs: 0, violations: 0, doorbellsRung: 0 };
   broken: string | null = null;
-  closed = false;
-  private readonly sec: OwnSection;
-  private readonly pump: Pump;
-  private readonly hwm: number;
-  private readonly watchdog: NodeJS.Timeout;
   private readonly rec = newRecordView();
   private view: Uint8Array | null = null;
   private pw: Int32Array | null = null;
@@ -528,63 +477,21 @@ export class Subscriber extends EventEmitter<SubscriberEvents> {
   private lastSeq = 0;
   /** Bumped whenever the publisher's mapping may be gone: in-place samples check it. */
   private generation = 0;
-  private readonly inbox: Sample[] = [];
-  private readonly takers: Array<(r: IteratorResult<Sample>) => void> = [];
-
-  private readonly onInterrupt = (e: InterruptEvent) => {
-    if (e.vector === this.vector && e.from === this.publisher) this.pump.kick(true);
-  };
-  private readonly onState = (e: { peer: number }) => {
-    if (e.peer === this.publisher) {
-      this.sync();
-      this.pump.kick();
-    }
-  };
-  private readonly onPeerJoined = (e: { peer: number }) => {
-    if (e.peer === this.publisher) {
-      this.dropView();
-      this.sync();
-    }
-  };
-  private readonly onPeerGone = (e: { peer: number; reason: string }) => {
-    if (e.peer === this.publisher) {
-      this.dropView();
-      this.down(`peer gone: ${e.reason}`);
-    }
-  };
-  private readonly onClose = () => this.shutdown('link closed', true);
+  private readonly inbox: Inbox<Sample>;
 
   constructor(endpoint: IvshmemEndpoint, opts: SubscriberOptions = {}) {
-    super();
     const what = `subscriber on peer ${endpoint.id} of link ${endpoint.name}`;
-    checkProtocol(endpoint, what);
-    const pub = opts.publisher ?? (endpoint.maxPeers === 2 ? 1 - endpoint.id : -1);
-    if (!Number.isInteger(pub) || pub < 0 || pub >= endpoint.maxPeers || pub === endpoint.id) {
-      throw new ConfigError(`${what}: option publisher must name another peer 0..${endpoint.maxPeers - 1}`, 'IVSHM_ERR_INVALID_ARGUMENT');
-    }
+    // Options are checked before super() touches the endpoint's section.
+    const publisher = otherPeer(endpoint, opts.publisher, 'publisher', what);
     const history = opts.history ?? 0;
     if (!Number.isInteger(history) || history < 0) throw new ConfigError(`${what}: history must be a non-negative integer`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    super(endpoint, opts, what);
+    this.publisher = publisher;
     this.history = history;
-    this.publisher = pub;
-    this.vector = defaultVector(endpoint, opts.vector, what);
-    const wait = checkWaitOptions(opts, what);
-    this.mode = wait.mode;
-    this.hwm = opts.highWaterMark ?? 64;
-    this.endpoint = endpoint;
-    this.sec = OwnSection.of(endpoint);
+    this.inbox = new Inbox(opts.highWaterMark ?? 64, () => this.pump.kick(), () => this.closed);
     this.sec.acquire();
-    this.sec.clearSlot(pub);
-    this.pump = new Pump({ work: () => this.receive(), probe: () => this.probe(), arm: (on) => this.arm(on) }, wait);
-    endpoint.on('interrupt', this.onInterrupt);
-    endpoint.on('state', this.onState);
-    endpoint.on('peer-joined', this.onPeerJoined);
-    endpoint.on('peer-gone', this.onPeerGone);
-    endpoint.on('close', this.onClose);
-    this.watchdog = setInterval(() => {
-      this.sync();
-      this.pump.kick();
-    }, opts.watchdogMs ?? 250);
-    this.watchdog.unref();
+    this.sec.clearSlot(this.publisher);
+    this.listen();
     (this as EventEmitter).on('newListener', (n: string | symbol) => {
       if (n === 'sample') this.pump.kick();
     });
@@ -592,6 +499,31 @@ export class Subscriber extends EventEmitter<SubscriberEvents> {
       this.sync();
       this.pump.start();
     });
+  }
+
+  protected rings(from: number): boolean {
+    return from === this.publisher;
+  }
+  protected peerState(peer: number): void {
+    if (peer !== this.publisher) return;
+    this.sync();
+    this.pump.kick();
+  }
+  protected peerJoined(peer: number): void {
+    if (peer !== this.publisher) return;
+    this.dropView();
+    this.sync();
+  }
+  protected peerGone(peer: number, reason: string): void {
+    if (peer !== this.publisher) return;
+    this.dropView();
+    this.down(`peer gone: ${reason}`);
+  }
+  protected recheck(): void {
+    this.sync();
+  }
+  protected work(): boolean {
+    return this.receive();
   }
 
   get isConnected(): boolean {
@@ -704,15 +636,15 @@ export class Subscriber extends EventEmitter<SubscriberEvents> {
   }
 
   private canDeliver(): boolean {
-    return this.listenerCount('sample') > 0 || this.inbox.length < this.hwm;
+    return this.listenerCount('sample') > 0 || this.inbox.hasRoom;
   }
 
-  private probe(): boolean {
+  protected probe(): boolean {
     const r = this.reader;
     return !!r && !this.closed && r.peekTail() !== r.pos && this.canDeliver();
   }
 
-  private arm(on: boolean): boolean {
+  protected arm(on: boolean): boolean {
     const r = this.reader;
     if (r && !this.closed) {
       this.sec.setSlot(this.publisher, S_RX_WAKE_AT, r.pos);
@@ -796,9 +728,7 @@ export class Subscriber extends EventEmitter<SubscriberEvents> {
           continue;
         }
         const s = new Sample(null, 0, rec.length, rec.seq, missed, null, copy);
-        const t = this.takers.shift();
-        if (t) t({ value: s, done: false });
-        else this.inbox.push(s);
+        this.inbox.put(s);
       }
     }
     if (this.reader === r && !this.closed) {
@@ -821,44 +751,18 @@ export class Subscriber extends EventEmitter<SubscriberEvents> {
   }
 
   [Symbol.asyncIterator](): AsyncIterableIterator<Sample> {
-    const self = this;
-    return {
-      next(): Promise<IteratorResult<Sample>> {
-        const s = self.inbox.shift();
-        if (s) {
-          self.pump.kick();
-          return Promise.resolve({ value: s, done: false });
-        }
-        if (self.closed) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => {
-          self.takers.push(resolve);
-          self.pump.kick();
-        });
-      },
-      return: () => Promise.resolve({ value: undefined, done: true }),
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
+    return this.inbox.iterator();
   }
 
   close(): void {
     this.shutdown('closed', false);
   }
 
-  private shutdown(reason: string, linkGone: boolean): void {
-    if (this.closed) return;
-    this.closed = true;
+  protected shutdown(reason: string, linkGone: boolean): void {
+    if (!this.detach()) return;
     this.generation++;
-    this.pump.stop();
-    clearInterval(this.watchdog);
     const ep = this.endpoint;
-    ep.off('interrupt', this.onInterrupt);
-    ep.off('state', this.onState);
-    ep.off('peer-joined', this.onPeerJoined);
-    ep.off('peer-gone', this.onPeerGone);
-    ep.off('close', this.onClose);
-    for (const t of this.takers.splice(0)) t({ value: undefined, done: true });
+    this.inbox.end();
     this.reader = null;
     this.view = null;
     this.pw = null;

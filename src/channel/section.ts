@@ -88,8 +88,11 @@ export class OwnSection {
       throw new ConfigError(`${what}: the output section of peer ${this.ep.id} already carries another ring (role ${this.role}); use one Channel or Publisher per endpoint`, 'IVSHM_ERR_INVALID_ARGUMENT');
     }
     if (this.role === role) throw new ConfigError(`${what}: peer ${this.ep.id} already has a ${role === 1 ? 'Channel' : 'Publisher'}; use one per endpoint`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    // Only remembered here: the caller's renew() publishes it together with a
+    // new session. Writing it into the live header would show peers a session
+    // that already carries the ring but is about to be replaced (a peer that
+    // attached to it would see a spurious restart a moment later).
     this.role = role;
-    Atomics.store(this.w, H_ROLE, role);
   }
 
   releaseRing(): void {

@@ -1,0 +1,177 @@
+// What Channel, Publisher and Subscriber share: an endpoint of a link in the
+// user protocol range, this peer's own section (section.ts), a pump for the
+// wait mode (wait-modes.ts), the endpoint's events and a watchdog. Each
+// subclass says what its work is and how it reacts to a peer's state.
+import { EventEmitter } from 'node:events';
+import { ConfigError } from '../errors.js';
+import type { EndpointEvents, InterruptEvent, IvshmemEndpoint } from '../ivshmem/endpoint.js';
+import { IVSHM_PROTO_USER_MAX, IVSHM_PROTO_USER_MIN } from './layout.js';
+import { OwnSection } from './section.js';
+import { checkWaitOptions, Pump, type WaitMode, type WaitOptions } from './wait-modes.js';
+
+export interface LinkUserOptions extends WaitOptions {
+  /** Doorbell vector; default 1 when the link has 2+ vectors, else 0. */
+  vector?: number;
+  /** Period of the safety re-check of state and indices (a lost doorbell costs at most this), ms. Default 250. */
+  watchdogMs?: number;
+}
+
+/** The other peer named by an option, defaulting to the other one of a 2-peer link. */
+export function otherPeer(ep: IvshmemEndpoint, peer: number | undefined, option: string, what: string): number {
+  const p = peer ?? (ep.maxPeers === 2 ? 1 - ep.id : -1);
+  if (!Number.isInteger(p) || p < 0 || p >= ep.maxPeers || p === ep.id) {
+    throw new ConfigError(`${what}: option ${option} must name another peer 0..${ep.maxPeers - 1} (the link has ${ep.maxPeers} peers)`, 'IVSHM_ERR_INVALID_ARGUMENT');
+  }
+  return p;
+}
+
+type Listener = (...args: never[]) => void;
+
+export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> extends EventEmitter<Events> {
+  readonly endpoint: IvshmemEndpoint;
+  readonly vector: number;
+  readonly mode: WaitMode;
+  closed = false;
+  protected readonly sec: OwnSection;
+  protected readonly pump: Pump;
+  private watchdog: NodeJS.Timeout | null = null;
+  private readonly endpointListeners: Array<[keyof EndpointEvents, Listener]>;
+  private readonly watchdogMs: number;
+
+  constructor(endpoint: IvshmemEndpoint, opts: LinkUserOptions, what: string) {
+    super();
+    if (endpoint.protocol < IVSHM_PROTO_USER_MIN || endpoint.protocol > IVSHM_PROTO_USER_MAX) {
+      throw new ConfigError(
+        `${what}: link protocol 0x${endpoint.protocol.toString(16)} is not in the user range 0x4000-0x7fff; start the link with e.g. --protocol 0x4348`,
+        'IVSHM_ERR_INVALID_ARGUMENT',
+      );
+    }
+    const vector = opts.vector ?? (endpoint.vectors > 1 ? 1 : 0);
+    if (!Number.isInteger(vector) || vector < 0 || vector >= endpoint.vectors) {
+      throw new ConfigError(`${what}: vector ${vector} must be 0..${endpoint.vectors - 1}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    }
+    const wait = checkWaitOptions(opts, what);
+    this.endpoint = endpoint;
+    this.vector = vector;
+    this.mode = wait.mode;
+    this.sec = OwnSection.of(endpoint);
+    this.pump = new Pump({ work: () => this.work(), probe: () => this.probe(), arm: (on) => this.arm(on) }, wait);
+    this.endpointListeners = [
+      [
+        'interrupt',
+        (e: InterruptEvent) => {
+          if (e.vector === this.vector && this.rings(e.from)) this.pump.kick(true);
+        },
+      ],
+      ['state', (e: { peer: number }) => this.peerState(e.peer)],
+      ['peer-joined', (e: { peer: number }) => this.peerJoined(e.peer)],
+      ['peer-gone', (e: { peer: number; reason: string }) => this.peerGone(e.peer, e.reason)],
+      ['close', (e: { reason: string }) => this.shutdown(`link closed: ${e.reason}`, true)],
+    ];
+    this.watchdogMs = opts.watchdogMs ?? 250;
+  }
+
+  /**
+   * Subscribe to the endpoint's events and start the watchdog. Subclasses
+   * call it last in their constructor: a handler must never see a half-built object.
+   */
+  protected listen(): void {
+    for (const [name, fn] of this.endpointListeners) this.endpoint.on(name, fn as never);
+    this.watchdog = setInterval(() => {
+      this.recheck();
+      this.pump.kick();
+    }, this.watchdogMs);
+    this.watchdog.unref();
+  }
+
+  /** Pending work, bounded; true if anything happened. */
+  protected abstract work(): boolean;
+  /** Cheap check: is there something for work()? */
+  protected abstract probe(): boolean;
+  /** Publish (true) or withdraw (false) wake requests; returns probe() after arming. */
+  protected abstract arm(on: boolean): boolean;
+  /** Is `from` a peer whose doorbell concerns us? */
+  protected abstract rings(from: number): boolean;
+  /** A peer's STATE changed. */
+  protected abstract peerState(peer: number): void;
+  /** A peer (re)joined: its old mapping is gone. */
+  protected abstract peerJoined(peer: number): void;
+  /** A peer left or died. */
+  protected abstract peerGone(peer: number, reason: string): void;
+  /** The watchdog's periodic re-check (a lost doorbell costs at most one period). */
+  protected abstract recheck(): void;
+  /** Release everything; `linkGone` when the endpoint itself is closing. */
+  protected abstract shutdown(reason: string, linkGone: boolean): void;
+
+  /**
+   * Stop the pump, the watchdog and the endpoint's events. Returns false if
+   * already closed, so shutdown() runs once.
+   */
+  protected detach(): boolean {
+    if (this.closed) return false;
+    this.closed = true;
+    this.pump.stop();
+    if (this.watchdog) clearInterval(this.watchdog);
+    for (const [name, fn] of this.endpointListeners) this.endpoint.off(name, fn as never);
+    return true;
+  }
+}
+
+/**
+ * Received items queued for an async iterator, up to a high-water mark
+ * (the owner stops reading the ring above it: back-pressure to the sender).
+ */
+export class Inbox<T> {
+  private readonly items: T[] = [];
+  private readonly takers: Array<(r: IteratorResult<T>) => void> = [];
+
+  constructor(
+    private readonly hwm: number,
+    /** Called when the consumer took an item or waits for one (the owner may read more). */
+    private readonly onDemand: () => void,
+    private readonly isClosed: () => boolean,
+  ) {}
+
+  get hasRoom(): boolean {
+    return this.items.length < this.hwm;
+  }
+
+  get size(): number {
+    return this.items.length;
+  }
+
+  put(v: T): void {
+    const t = this.takers.shift();
+    if (t) t({ value: v, done: false });
+    else this.items.push(v);
+  }
+
+  /** End every waiting iteration (the owner closed). */
+  end(): void {
+    for (const t of this.takers.splice(0)) t({ value: undefined, done: true });
+  }
+
+  iterator(): AsyncIterableIterator<T> {
+    const self = this;
+    return {
+      next(): Promise<IteratorResult<T>> {
+        if (self.items.length) {
+          const v = self.items.shift()!;
+          self.onDemand();
+          return Promise.resolve({ value: v, done: false });
+        }
+        if (self.isClosed()) return Promise.resolve({ value: undefined, done: true });
+        return new Promise((resolve) => {
+          self.takers.push(resolve);
+          self.onDemand();
+        });
+      },
+      return(): Promise<IteratorResult<T>> {
+        return Promise.resolve({ value: undefined, done: true });
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+  }
+}
