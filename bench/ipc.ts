@@ -1,4 +1,7 @@
-// npm run bench:ipc [-- --quick] [--only channel-poll,uds] [--sizes 64,1024] [--out file.json]
+// npm run bench:ipc [-- --quick] [--only channel-poll,uds] [--sizes 64,1024] [--runs N] [--out file.json]
+//
+// --runs N repeats the whole sweep N times, transports interleaved within each
+// run; the table then shows the median over runs with (min–max).
 //
 // One run, one machine, the same messages over every transport a Node user
 // has for IPC, and over ivshm channels and pub-sub (issue 5 "Benchmark").
@@ -49,6 +52,48 @@ export interface CaseResult {
   latency?: LatencyResult;
   throughput?: ThroughputResult;
   error?: string;
+  /** With --runs N > 1: min and max over the runs of the figures in the table. */
+  spread?: Record<string, [number, number]>;
+}
+
+const median = (v: number[]): number => {
+  const s = [...v].sort((a, b) => a - b);
+  return s.length % 2 ? s[s.length >> 1]! : Math.round(((s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) * 1000) / 1000;
+};
+
+/** One row per transport and size: the median of each figure over the runs, with its spread. */
+function summarise(runs: CaseResult[][]): CaseResult[] {
+  const out: CaseResult[] = [];
+  for (const first of runs[0]!) {
+    const same = runs.map((r) => r.find((c) => c.transport === first.transport && c.size === first.size));
+    const ok = same.filter((c): c is CaseResult & Required<Pick<CaseResult, 'latency' | 'throughput'>> => !!c && !c.error && !!c.latency && !!c.throughput);
+    if (ok.length < runs.length) {
+      out.push({ ...first, error: same.find((c) => c?.error)?.error ?? 'missing in some runs' });
+      continue;
+    }
+    const pick = (f: (c: (typeof ok)[number]) => number) => ok.map(f);
+    const fields: Record<string, number[]> = {
+      p50: pick((c) => c.latency.p50),
+      p99: pick((c) => c.latency.p99),
+      p999: pick((c) => c.latency.p999),
+      service50: pick((c) => c.latency.service.p50),
+      late: pick((c) => c.latency.lateShare),
+      msgsPerSec: pick((c) => c.throughput.msgsPerSec),
+      GBps: pick((c) => c.throughput.GBps),
+    };
+    const m = (k: string) => median(fields[k]!);
+    const l = ok[0]!.latency;
+    const t = ok[0]!.throughput;
+    out.push({
+      transport: first.transport,
+      label: first.label,
+      size: first.size,
+      latency: { ...l, p50: m('p50'), p99: m('p99'), p999: m('p999'), lateShare: m('late'), service: { ...l.service, p50: m('service50') } },
+      throughput: { ...t, msgsPerSec: Math.round(m('msgsPerSec')), GBps: m('GBps') },
+      spread: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, [Math.min(...v), Math.max(...v)]])),
+    });
+  }
+  return out;
 }
 
 function plan(quick: boolean, sizes: number[] = SIZES): NonNullable<PeerConfig['plan']> {
@@ -97,6 +142,7 @@ async function runTransport(t: Transport, steps: NonNullable<PeerConfig['plan']>
     if (t.kind === 'channel' || t.kind === 'pubsub') {
       const peers = t.kind === 'pubsub' ? 1 + t.subscribers! : 2;
       const socket = path.join(tmp, `${t.name}.sock`);
+      fs.rmSync(socket, { force: true });
       broker = new Broker({ socket, peers, outputSize: outputSizeFor(Math.max(...SIZES), peers), vectors: 2, protocol: IVSHM_PROTO_CHANNEL });
       await broker.start();
       base.path = socket;
@@ -105,7 +151,10 @@ async function runTransport(t: Transport, steps: NonNullable<PeerConfig['plan']>
       for (let id = 1; id < peers; id++) children.push(spawnPeer({ ...base, role: id === 1 ? 'pong' : 'sub', id, plan: undefined }));
       base.id = 0;
     } else if (t.kind === 'uds' || t.kind === 'tcp') {
-      if (t.kind === 'uds') base.path = path.join(tmp, 'uds.sock');
+      if (t.kind === 'uds') {
+        base.path = path.join(tmp, 'uds.sock');
+        fs.rmSync(base.path, { force: true }); // left by the previous run's killed server
+      }
       else base.port = 20000 + Math.floor(Math.random() * 20000);
       const srv = spawnPeer({ ...base, role: 'pong', plan: undefined });
       children.push(srv);
@@ -164,7 +213,13 @@ function table(results: CaseResult[]): string {
     }
     const l = r.latency;
     const t = r.throughput;
-    lines.push(`| ${r.label} | ${fmtSize(r.size)} | ${l.p50} | ${l.p99} | ${l.p999} | ${l.service.p50} | ${Math.round(l.lateShare * 100)}% | ${t.msgsPerSec.toLocaleString('en')} | ${t.GBps} |`);
+    // With several runs: the median, then (min–max) over the runs.
+    const v = (x: number, k: string, f: (n: number) => string = String) => (r.spread?.[k] ? `${f(x)} (${f(r.spread[k][0])}–${f(r.spread[k][1])})` : f(x));
+    const pct = (n: number) => `${Math.round(n * 100)}%`;
+    const num = (n: number) => n.toLocaleString('en');
+    lines.push(
+      `| ${r.label} | ${fmtSize(r.size)} | ${v(l.p50, 'p50')} | ${v(l.p99, 'p99')} | ${v(l.p999, 'p999')} | ${v(l.service.p50, 'service50')} | ${v(l.lateShare, 'late', pct)} | ${v(t.msgsPerSec, 'msgsPerSec', num)} | ${v(t.GBps, 'GBps')} |`,
+    );
   }
   return lines.join('\n');
 }
@@ -181,6 +236,8 @@ async function main(): Promise<void> {
   const bad = sizes.find((n) => !SIZES.includes(n));
   if (bad !== undefined) throw new Error(`--sizes: ${bad} is not one of ${SIZES.join(', ')}`);
   const steps = plan(quick, sizes);
+  const runsArg = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 1;
+  if (!Number.isInteger(runsArg) || runsArg < 1 || runsArg > 50) throw new Error('--runs must be an integer 1..50');
   if (!transports.length) throw new Error(`--only matches none of ${TRANSPORTS.map((t) => t.name).join(', ')}`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-bench-'));
   const meta = {
@@ -203,16 +260,22 @@ async function main(): Promise<void> {
     plan: steps,
   };
   process.stderr.write(`bench:ipc ${quick ? '(quick) ' : ''}on ${meta.cpu} x${meta.cpus}, ${meta.platform}, Node ${meta.node}, load ${meta.loadavgStart.join(' ')}\n`);
-  const results: CaseResult[] = [];
+  const runs: CaseResult[][] = [];
   try {
-    for (const t of transports) results.push(...(await runTransport(t, steps, tmp)));
+    for (let run = 0; run < runsArg; run++) {
+      if (runsArg > 1) process.stderr.write(`run ${run + 1} of ${runsArg}\n`);
+      const one: CaseResult[] = [];
+      for (const t of transports) one.push(...(await runTransport(t, steps, tmp)));
+      runs.push(one);
+    }
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   meta.loadavgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
   fs.mkdirSync(resultsDir, { recursive: true });
   const json = outArg ?? path.join(resultsDir, quick ? 'ipc-quick.json' : 'ipc.json');
-  fs.writeFileSync(json, JSON.stringify({ meta, results }, null, 2) + '\n');
+  const results = runs.length > 1 ? summarise(runs) : runs[0]!;
+  fs.writeFileSync(json, JSON.stringify({ meta: { ...meta, runs: runs.length }, results, ...(runs.length > 1 ? { runs } : {}) }, null, 2) + '\n');
   const svg = json.replace(/\.json$/, '') + '.svg';
   fs.writeFileSync(svg, renderSvg({ meta, results }));
   console.log(`\n${table(results)}\n\n${meta.cpu} x${meta.cpus}, ${meta.platform}, Node ${meta.node}, ${meta.date}, load ${meta.loadavgStart.join(' ')} -> ${meta.loadavgEnd.join(' ')}`);
