@@ -12,7 +12,6 @@
 // there. Sequence numbers continue across peer restarts, so both sides can
 // tell exactly which messages may not have arrived. Nothing is re-sent, so
 // nothing is delivered twice.
-import type { EventEmitter } from 'node:events';
 import { ClosedError, ConfigError, IvshmError, PeerViolationError } from '../errors.js';
 import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import {
@@ -228,13 +227,7 @@ export class Channel extends LinkUser<ChannelEvents> {
     this.sec.renew();
     this.writer = new RingWriter(this.sec.bytes, this.sec.w, this.sec.geo.ringOffset, this.sec.geo.ringSize);
     this.writer.reset(0);
-    this.listen();
-    (this as EventEmitter).on('newListener', (name: string | symbol) => {
-      if (name === 'message') this.pump.kick();
-    });
-    // Events are never emitted from the constructor (the peer may attach while
-    // it runs, in another process): listeners added right after it see them.
-    setImmediate(() => {
+    this.listen('message', () => {
       this.sync();
       this.pump.start();
     });

@@ -1,4 +1,4 @@
-// Wire layout of an ivshm channel section (docs/channel.md "Wire format").
+// Wire layout of an ivshm channel section (README "Wire format (version 1, little-endian)").
 //
 // Every peer lays out its OWN output section (the only memory it may write,
 // ivshmem-v2-notes.md a.6) as:

@@ -72,16 +72,26 @@ export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> e
   }
 
   /**
-   * Subscribe to the endpoint's events and start the watchdog. Subclasses
-   * call it last in their constructor: a handler must never see a half-built object.
+   * Subscribe to the endpoint's events, start the watchdog and run `first`
+   * on the next turn. Subclasses call it last in their constructor: a handler
+   * must never see a half-built object. Events are never emitted from the
+   * constructor (the peer may attach while it runs, in another process), so
+   * listeners added right after it see them. A listener for
+   * `deliveryEvent` kicks the pump (delivery may have waited for one).
    */
-  protected listen(): void {
+  protected listen(deliveryEvent: string | null, first: () => void): void {
     for (const [name, fn] of this.endpointListeners) this.endpoint.on(name, fn as never);
     this.watchdog = setInterval(() => {
       this.recheck();
       this.pump.kick();
     }, this.watchdogMs);
     this.watchdog.unref();
+    if (deliveryEvent) {
+      (this as EventEmitter).on('newListener', (name: string | symbol) => {
+        if (name === deliveryEvent) this.pump.kick();
+      });
+    }
+    setImmediate(first);
   }
 
   /** Pending work, bounded; true if anything happened. */

@@ -15,7 +15,6 @@
 //              samples it missed (sequence-number gap).
 //  'block'     the publisher waits until every attached subscriber has consumed
 //              enough (a subscriber that stops reading stalls it: by definition).
-import type { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
 import { ClosedError, ConfigError, IvshmError } from '../errors.js';
 import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
@@ -108,9 +107,7 @@ export class Publisher extends LinkUser<PublisherEvents> {
     this.sec.renew();
     this.writer = new RingWriter(this.sec.bytes, this.sec.w, this.sec.geo.ringOffset, this.sec.geo.ringSize);
     this.writer.reset(0);
-    this.listen();
-    // No events from the constructor: listeners added right after it see them.
-    setImmediate(() => this.scan());
+    this.listen(null, () => this.scan());
   }
 
   protected rings(from: number): boolean {
@@ -491,11 +488,7 @@ export class Subscriber extends LinkUser<SubscriberEvents> {
     this.inbox = new Inbox(opts.highWaterMark ?? 64, () => this.pump.kick(), () => this.closed);
     this.sec.acquire();
     this.sec.clearSlot(this.publisher);
-    this.listen();
-    (this as EventEmitter).on('newListener', (n: string | symbol) => {
-      if (n === 'sample') this.pump.kick();
-    });
-    setImmediate(() => {
+    this.listen('sample', () => {
       this.sync();
       this.pump.start();
     });
