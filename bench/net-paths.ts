@@ -6,8 +6,9 @@
 // Each run of each path gets a fresh namespace pair (torn down after it, so a
 // spinning wait mode never competes with another path); runs are interleaved
 // (run 1 of every path, then run 2, ...) so slow phases of a shared VM hit all
-// paths alike. Each run: ping (avg, mdev of -c 200 -i 0.01), iperf3 TCP
-// single stream and -P 2. Report: median (min-max) over the runs.
+// paths alike. Each run: ping (avg, mdev of -c 200 -i 0.01), ping at 1 ms
+// spacing (-i 0.001: a link in use, relays that have not gone cold), iperf3
+// TCP single stream and -P 2. Report: median (min-max) over the runs.
 //
 // Everything created (namespaces, veths, TAPs, processes, sockets) is removed
 // on every exit path; namespaces of an earlier run that was killed are
@@ -270,6 +271,8 @@ async function teardown(s: Setup): Promise<void> {
 interface Sample {
   pingAvgUs: number;
   pingMdevUs: number;
+  /** Ping avg with 1 ms between pings. */
+  pingBusyAvgUs: number;
   tcpGbps: number;
   tcp2Gbps: number;
   /** CPU time of both relay processes per GB moved in the single-stream run (s/GB); NaN for veth. */
@@ -290,8 +293,8 @@ function cpuSeconds(pid: number | undefined): number {
 }
 const relayCpu = (s: Setup) => s.relays.reduce((sum, p) => sum + cpuSeconds(p.pid), 0);
 
-function ping(s: Setup, count: number): { avg: number; mdev: number } {
-  const out = inNs(s.nsA, 'ping', '-c', String(count), '-i', '0.01', '-q', s.addrB);
+function ping(s: Setup, count: number, interval = '0.01'): { avg: number; mdev: number } {
+  const out = inNs(s.nsA, 'ping', '-c', String(count), '-i', interval, '-q', s.addrB);
   const m = /= [\d.]+\/([\d.]+)\/[\d.]+\/([\d.]+) ms/.exec(out);
   if (!m) throw new Error(`cannot parse ping output:\n${out}`);
   return { avg: Number(m[1]) * 1000, mdev: Number(m[2]) * 1000 };
@@ -312,12 +315,13 @@ function iperf(s: Setup, seconds: number, streams: number): number {
 
 function measure(s: Setup, o: Options): Sample {
   const p = ping(s, o.pingCount);
+  const busy = ping(s, o.pingCount, '0.001');
   const cpu0 = relayCpu(s);
   const tcpGbps = iperf(s, o.time, 1);
   const cpu = relayCpu(s) - cpu0;
   const gb = (tcpGbps * o.time) / 8;
   const relayCpuPerGB = s.relays.length && gb > 0 ? cpu / gb : NaN;
-  return { pingAvgUs: p.avg, pingMdevUs: p.mdev, tcpGbps, tcp2Gbps: iperf(s, o.time, 2), relayCpuPerGB };
+  return { pingAvgUs: p.avg, pingMdevUs: p.mdev, pingBusyAvgUs: busy.avg, tcpGbps, tcp2Gbps: iperf(s, o.time, 2), relayCpuPerGB };
 }
 
 // ---------------------------------------------------------------- report
@@ -348,11 +352,11 @@ function report(o: Options, results: Map<string, Sample[]>, describes: Map<strin
     `(figures are only comparable within one run).`);
   lines.push(`Command: \`${['node', 'dist/bench/net-paths.js', ...process.argv.slice(2)].join(' ')}\`. ` +
     `Each cell: median (min–max) over ${o.runs} run(s); runs of all paths interleaved. ` +
-    `Ping: \`ping -c ${o.pingCount} -i 0.01 -q\` avg and mdev in µs. TCP: \`iperf3 -t ${o.time}\` (-P 1 and -P 2), Gbit/s received. ` +
+    `Ping: \`ping -c ${o.pingCount} -i 0.01 -q\` avg and mdev in µs; "ping 1 ms" is the avg of \`-i 0.001\` (pings 1 ms apart). TCP: \`iperf3 -t ${o.time}\` (-P 1 and -P 2), Gbit/s received. ` +
     'Relay CPU: user+system CPU seconds of both relay processes (ivshm net or socat) per GB moved in the single-stream run ' +
     '(less sensitive to a busy machine than the rates). IPv6 is disabled in the namespaces; every run of every path is set up fresh in its own namespace pair and torn down after it.', '');
-  lines.push('| path | MTU | ping avg µs | ping mdev µs | TCP Gbit/s | TCP -P 2 Gbit/s | TCP vs veth | ping vs veth | relay CPU s/GB |');
-  lines.push('|---|---|---|---|---|---|---|---|---|');
+  lines.push('| path | MTU | ping avg µs | ping mdev µs | ping 1 ms avg µs | TCP Gbit/s | TCP -P 2 Gbit/s | TCP vs veth | ping vs veth | relay CPU s/GB |');
+  lines.push('|---|---|---|---|---|---|---|---|---|---|');
   for (const mtu of o.mtus) {
     const veth = results.get(`veth/${mtu}`);
     for (const p of o.paths) {
@@ -361,7 +365,7 @@ function report(o: Options, results: Map<string, Sample[]>, describes: Map<strin
       const pingAvg = median(xs.map((x) => x.pingAvgUs));
       const rel = (a: number, b: number | undefined, d: number) =>
         b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || p === 'veth' ? '' : `${(a / b).toFixed(d)}×`;
-      lines.push(`| ${p} | ${mtu} | ${fmt(xs.map((x) => x.pingAvgUs), 0)} | ${fmt(xs.map((x) => x.pingMdevUs), 0)} | ` +
+      lines.push(`| ${p} | ${mtu} | ${fmt(xs.map((x) => x.pingAvgUs), 0)} | ${fmt(xs.map((x) => x.pingMdevUs), 0)} | ${fmt(xs.map((x) => x.pingBusyAvgUs), 0)} | ` +
         `${fmt(xs.map((x) => x.tcpGbps), 2)} | ${fmt(xs.map((x) => x.tcp2Gbps), 2)} | ` +
         `${rel(tcp, veth ? median(veth.map((x) => x.tcpGbps)) : undefined, 2)} | ${rel(pingAvg, veth ? median(veth.map((x) => x.pingAvgUs)) : undefined, 2)} | ` +
         `${p === 'veth' ? '' : fmt(xs.map((x) => x.relayCpuPerGB), 2)} |`);
@@ -414,7 +418,7 @@ async function main(): Promise<void> {
           await sleep(300); // server listening
           const x = measure(s, o);
           (results.get(key) ?? results.set(key, []).get(key)!).push(x);
-          console.error(`run ${run}/${o.runs} ${p.padEnd(12)} MTU ${String(mtu).padStart(5)}: ping ${x.pingAvgUs.toFixed(0)} µs ` +
+          console.error(`run ${run}/${o.runs} ${p.padEnd(12)} MTU ${String(mtu).padStart(5)}: ping ${x.pingAvgUs.toFixed(0)} µs (1 ms apart: ${x.pingBusyAvgUs.toFixed(0)}) ` +
             `(mdev ${x.pingMdevUs.toFixed(0)}), TCP ${x.tcpGbps.toFixed(2)} Gbit/s, -P 2 ${x.tcp2Gbps.toFixed(2)} Gbit/s` +
             (Number.isFinite(x.relayCpuPerGB) ? `, relay CPU ${x.relayCpuPerGB.toFixed(2)} s/GB` : ''));
         } catch (err) {
