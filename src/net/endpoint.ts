@@ -62,7 +62,15 @@ export interface NetViolation extends ViolationInfo {
 }
 
 export interface NetEndpointEvents {
+  /** A received frame: a private copy, yours to keep. */
   frame: [Buffer];
+  /**
+   * A received frame lent in place: a view of the peer's (read-only) section,
+   * valid only until the listener returns. Copy what you keep. With only
+   * 'frame-view' listeners the endpoint skips the private copy per frame (the
+   * TAP bridge writes the view straight to the TAP).
+   */
+  'frame-view': [Buffer];
   carrier: [boolean];
   state: [NetStateEvent];
   writable: [];
@@ -481,6 +489,14 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
     setImmediate(this.pollTask);
   }
 
+  /** In-place delivery (receiveInPlace): the view, then a copy for 'frame' listeners and iterators, if any. */
+  private readonly lendFrame = (view: Buffer): void => {
+    this.stats.rxPackets++;
+    this.stats.rxBytes += view.byteLength;
+    this.emit('frame-view', view);
+    if (this.listenerCount('frame') > 0) this.emit('frame', Buffer.from(view));
+  };
+
   private readonly pollTask = (): void => {
     this.pollScheduled = false;
     this.poll();
@@ -498,7 +514,7 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
     let n = 0;
     const batch = this.batch;
     if (this.rxHeld === 0) {
-      n = q.receive(this.budget, batch);
+      n = this.listenerCount('frame-view') > 0 ? q.receiveInPlace(this.budget, this.lendFrame) : q.receive(this.budget, batch);
       if (n > 0 && q.rxNeedsNotify()) {
         this.stats.rxNotify++;
         this.dev.ring(this.peerId, this.dataVector);
@@ -533,12 +549,14 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
       this.stats.pollComplete++;
       if (q.enableRxNotify()) this.schedulePoll(); // raced with a publication
     }
-    if (n > 0) {
+    // Copies (receive()); frames lent in place were delivered during the take.
+    const copies = batch.length;
+    if (copies > 0) {
       let bytes = 0;
-      for (let i = 0; i < n; i++) bytes += batch[i]!.byteLength;
-      this.stats.rxPackets += n;
+      for (let i = 0; i < copies; i++) bytes += batch[i]!.byteLength;
+      this.stats.rxPackets += copies;
       this.stats.rxBytes += bytes;
-      for (let i = 0; i < n; i++) {
+      for (let i = 0; i < copies; i++) {
         const f = batch[i]!;
         batch[i] = undefined as unknown as Buffer;
         this.emit('frame', f);

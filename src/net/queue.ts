@@ -262,6 +262,32 @@ export class IvshmNetQueue {
    * len 1. `out` receives the copies. Publishes used.idx once at the end.
    */
   receive(budget: number, out: Buffer[]): number {
+    return this.take(budget, (peer, addr, len) => out.push(this.privateCopy(peer, addr, len)));
+  }
+
+  /**
+   * Like receive(), but lends each frame in place: `visit` gets a view of the
+   * peer's section (read-only: the mapping is PROT_READ) that is valid only
+   * during the call, and the descriptor is completed after it returns, so the
+   * peer cannot reuse the slot while we read it. For a consumer that copies
+   * anyway (a TAP write): it saves the private copy and its allocation. The
+   * peer can still change the bytes under us; they are its own frame's bytes,
+   * and nothing here parses them (the descriptor was validated).
+   */
+  receiveInPlace(budget: number, visit: (frame: Buffer) => void): number {
+    return this.take(budget, (peer, addr, len) => {
+      try {
+        visit(Buffer.from(peer.buffer, peer.byteOffset + addr, len));
+      } catch (err) {
+        // A throwing consumer must not leave the descriptor unfinished; report it the Node way.
+        queueMicrotask(() => {
+          throw err;
+        });
+      }
+    });
+  }
+
+  private take(budget: number, consume: (peer: Uint8Array, addr: number, len: number) => void): number {
     const rx = this.rx;
     const peer = this.peer;
     if (rx === null || peer === null || this.netBroken !== null) return 0;
@@ -291,9 +317,10 @@ export class IvshmNetQueue {
         break;
       }
       this.hooks?.afterRxSnapshot?.(addr, len);
-      const buf = this.privateCopy(peer, addr, len);
+      consume(peer, addr, len);
+      // The consumer may have closed or reset the endpoint (in-place mode runs user code here).
+      if (this.rx !== rx) break;
       rx.push(head, IVSHM_NET_USED_LEN);
-      out.push(buf);
       n++;
       // Hand slots back during a long batch so the sender can refill while we copy.
       if ((n & 15) === 0) {

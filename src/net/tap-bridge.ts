@@ -6,7 +6,9 @@
 // Performance notes (issue 4): the TAP fd is non-blocking and drained in
 // batches from one readiness callback; frames land in a preallocated arena
 // (no allocation per frame besides a view), and a batch goes to the link in
-// one sendBatch() so the peer is rung at most once per batch. When the link
+// one sendBatch() so the peer is rung at most once per batch. Received frames
+// are taken as 'frame-view' (lent in place) and written to the TAP straight
+// from shared memory: the write() is the only copy. When the link
 // pushes back, TAP reading pauses (the kernel queues, then TCP slows down)
 // instead of dropping, and resumes on 'writable'.
 import { EventEmitter } from 'node:events';
@@ -26,10 +28,11 @@ export interface BridgeLink {
   /** Copy frames in order; returns how many were taken. */
   sendBatch?(frames: Uint8Array[]): number;
   counters(): object;
-  on(ev: 'frame', cb: (frame: Buffer) => void): unknown;
+  /** Received frames, lent: valid until the callback returns (the bridge writes them to the TAP at once). */
+  on(ev: 'frame-view', cb: (frame: Buffer) => void): unknown;
   on(ev: 'carrier', cb: (on: boolean) => void): unknown;
   on(ev: 'writable', cb: () => void): unknown;
-  off(ev: 'frame', cb: (frame: Buffer) => void): unknown;
+  off(ev: 'frame-view', cb: (frame: Buffer) => void): unknown;
   off(ev: 'carrier', cb: (on: boolean) => void): unknown;
   off(ev: 'writable', cb: () => void): unknown;
 }
@@ -135,7 +138,7 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
     this.slot = tap.vnetHdrLen + 65536 + ETH_HLEN + VLAN_HLEN;
     this.arena = Buffer.allocUnsafe(this.slot * this.batch);
     for (let i = 0; i < this.batch; i++) this.slots.push(this.arena.subarray(i * this.slot, (i + 1) * this.slot));
-    link.on('frame', this.onFrame);
+    link.on('frame-view', this.onFrame);
     link.on('carrier', this.onCarrier);
     link.on('writable', this.onWritable);
     this.applyCarrier(link.carrier, true);
@@ -306,7 +309,7 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
     this.watch?.close();
     this.watch = null;
     this.pending = [];
-    this.link.off('frame', this.onFrame);
+    this.link.off('frame-view', this.onFrame);
     this.link.off('carrier', this.onCarrier);
     this.link.off('writable', this.onWritable);
     if (this.ownTap) this.tap.close();

@@ -379,6 +379,42 @@ describe('wait modes and the async iterator', T, () => {
     }
     assert.deepEqual(seen, Array.from({ length: 100 }, (_, i) => i));
   });
+  test("'frame-view' lends frames in place: checked while lent, the slot is not reused before the listener returns", async () => {
+    // 64K sections: a small ring, so 2000 frames reuse every slot many times.
+    const { a, b } = await runningPair('64K');
+    const seen: number[] = [];
+    let inPeerSection = 0;
+    const peerSection = (b as unknown as { queue: { peer: Uint8Array } }).queue.peer;
+    b.on('frame-view', (v) => {
+      if (v.buffer === peerSection.buffer) inPeerSection++;
+      seen.push(checkFrame(v)); // the content hash holds while the frame is lent
+    });
+    for (let i = 0; i < 2000; i++) {
+      while (!a.send(makeFrame(i, 60 + (i % 1400)))) await new Promise<void>((r) => a.once('writable', () => r()));
+    }
+    await until(() => seen.length === 2000, 'all frames');
+    assert.deepEqual(seen, Array.from({ length: 2000 }, (_, i) => i));
+    assert.equal(inPeerSection, 2000, 'every frame was a view of the peer section, not a copy');
+    assert.equal(b.counters().rxPackets, 2000);
+    a.close();
+    b.close();
+  });
+  test("'frame' listeners next to 'frame-view' get private copies that stay valid", async () => {
+    const { a, b } = await runningPair('64K');
+    const copies: Buffer[] = [];
+    let views = 0;
+    b.on('frame-view', () => views++);
+    b.on('frame', (f) => copies.push(f));
+    for (let i = 0; i < 500; i++) {
+      while (!a.send(makeFrame(i, 1000))) await new Promise<void>((r) => a.once('writable', () => r()));
+    }
+    await until(() => copies.length === 500, 'all frames');
+    // Checked only now, after the ring went round several times: copies, not views.
+    assert.deepEqual(copies.map(checkFrame), Array.from({ length: 500 }, (_, i) => i));
+    assert.equal(views, 500);
+    a.close();
+    b.close();
+  });
   test('counters agree: tx on one side equals rx on the other', async () => {
     const { a, b } = await runningPair('64K');
     const gb = collect(b);
