@@ -3,6 +3,9 @@
 // Jailhouse's default 0x7F000 output sections) beside an AF_UNIX datagram
 // socket pair moving the same frames, in the same run, for 64 B, 1500 B and
 // 16 KiB frames. One direction: a sender process and a receiver process.
+// ivshmem-net is measured twice: receiving with 'frame' (a private copy per
+// frame) and with 'frame-view' plus a copy into one reused buffer, which is
+// what the datagram receiver does with its read().
 // Rate = frames / (receiver's last frame - sender's first send), both taken
 // with CLOCK_MONOTONIC (process.hrtime), which is shared by all processes.
 // Writes bench/results/frames.json and frames.md (median and min-max over
@@ -40,7 +43,7 @@ function frameFor(size: number): Buffer {
   return f;
 }
 
-async function netChild(role: 'tx' | 'rx', socket: string, size: number, count: number): Promise<void> {
+async function netChild(role: 'tx' | 'rx', socket: string, size: number, count: number, view: boolean): Promise<void> {
   const dev = await connect({ socket, id: role === 'tx' ? 0 : 1 });
   const net = openNet(dev, { mtu: MTU, wait: 'event' });
   const lines = readline.createInterface({ input: process.stdin });
@@ -52,11 +55,18 @@ async function netChild(role: 'tx' | 'rx', socket: string, size: number, count: 
   if (role === 'rx') {
     let n = 0;
     let bytes = 0;
-    net.on('frame', (f) => {
+    const onFrame = (f: Buffer) => {
       n++;
       bytes += f.byteLength;
       if (n === count) out({ event: 'rx-done', tEnd: process.hrtime.bigint().toString(), frames: n, bytes, counters: net.counters() });
-    });
+    };
+    if (view) {
+      const into = Buffer.allocUnsafe(MTU + 18);
+      net.on('frame-view', (f) => {
+        f.copy(into);
+        onFrame(f);
+      });
+    } else net.on('frame', onFrame);
     lines.on('line', (l) => l === 'quit' && quit());
     net.on('carrier', (on) => on && out({ event: 'ready' }));
     net.up();
@@ -189,11 +199,11 @@ async function measure(tx: Child, rx: Child, size: number, count: number): Promi
   return { fps: count / seconds, gbps: (count * size * 8) / seconds / 1e9 };
 }
 
-async function runNet(size: number, count: number, dir: string, run: number): Promise<Sample> {
-  const socket = path.join(dir, `net-${size}-${run}.sock`);
+async function runNet(size: number, count: number, dir: string, run: number, view: boolean): Promise<Sample> {
+  const socket = path.join(dir, `net-${size}-${run}-${view ? 'view' : 'copy'}.sock`);
   const broker = new Broker({ socket, peers: 2, outputSize: 0x7f000, vectors: 2, protocol: 1, name: `bench-${size}-${run}` });
   await broker.start();
-  const rx = new Child(['--role', 'net-rx', '--socket', socket, '--size', String(size), '--count', String(count)]);
+  const rx = new Child(['--role', 'net-rx', '--socket', socket, '--size', String(size), '--count', String(count), ...(view ? ['--view'] : [])]);
   const tx = new Child(['--role', 'net-tx', '--socket', socket, '--size', String(size), '--count', String(count)]);
   try {
     return await measure(tx, rx, size, count);
@@ -222,20 +232,22 @@ async function parent(): Promise<void> {
   const runs = Number(argv('runs', '3'));
   const scale = Number(argv('scale', '1'));
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-bench-frames-'));
-  const results: { size: number; frames: number; ivshm: Sample[]; dgram: Sample[] }[] = [];
+  const results: { size: number; frames: number; ivshm: Sample[]; ivshmView: Sample[]; dgram: Sample[] }[] = [];
   try {
     for (const size of SIZES) {
       const count = Math.max(1000, Math.round(BASE_FRAMES[size]! * scale));
-      const row = { size, frames: count, ivshm: [] as Sample[], dgram: [] as Sample[] };
+      const row = { size, frames: count, ivshm: [] as Sample[], ivshmView: [] as Sample[], dgram: [] as Sample[] };
       for (let run = 0; run < runs; run++) {
-        // Interleave the two transports so drift on a shared machine hits both.
-        row.ivshm.push(await runNet(size, count, dir, run));
+        // Interleave the transports so drift on a shared machine hits all of them.
+        row.ivshm.push(await runNet(size, count, dir, run, false));
+        row.ivshmView.push(await runNet(size, count, dir, run, true));
         row.dgram.push(await runDgram(size, count));
       }
       results.push(row);
       const s = (xs: Sample[], k: keyof Sample) => spread(xs.map((x) => x[k]));
       console.log(
         `${String(size).padStart(5)} B  ivshm-net ${fmt(s(row.ivshm, 'fps'), 0)} frames/s ${fmt(s(row.ivshm, 'gbps'), 2)} Gbit/s   ` +
+          `frame-view ${fmt(s(row.ivshmView, 'fps'), 0)} frames/s ${fmt(s(row.ivshmView, 'gbps'), 2)} Gbit/s   ` +
           `unix dgram ${fmt(s(row.dgram, 'fps'), 0)} frames/s ${fmt(s(row.dgram, 'gbps'), 2)} Gbit/s`,
       );
     }
@@ -250,18 +262,20 @@ async function parent(): Promise<void> {
     size: r.size,
     frames: r.frames,
     ivshm: { fps: spread(r.ivshm.map((x) => x.fps)), gbps: spread(r.ivshm.map((x) => x.gbps)) },
+    ivshmView: { fps: spread(r.ivshmView.map((x) => x.fps)), gbps: spread(r.ivshmView.map((x) => x.gbps)) },
     dgram: { fps: spread(r.dgram.map((x) => x.fps)), gbps: spread(r.dgram.map((x) => x.gbps)) },
-    raw: { ivshm: r.ivshm, dgram: r.dgram },
+    raw: { ivshm: r.ivshm, ivshmView: r.ivshmView, dgram: r.dgram },
   }));
   fs.writeFileSync(path.join(resDir, 'frames.json'), JSON.stringify({ machine: m, command, runs, mtu: MTU, outputSection: 0x7f000, results: summary }, null, 2) + '\n');
   const lines = [
-    `Frames between two processes, one direction, ${runs} runs per cell interleaved; ivshmem-net in event mode (broker link, 0x7F000 output sections, 2048 entries, MTU ${MTU}, sendBatch of 64) beside an AF_UNIX SOCK_DGRAM socket pair (one write/read per frame, poll-driven on the libuv loop).`,
+    `Frames between two processes, one direction, ${runs} runs per cell interleaved; ivshmem-net in event mode (broker link, 0x7F000 output sections, 2048 entries, MTU ${MTU}, sendBatch of 64), received with 'frame' (a private copy per frame) and with 'frame-view' (lent in place, copied into one reused buffer), beside an AF_UNIX SOCK_DGRAM socket pair (one write/read per frame into a reused buffer, poll-driven on the libuv loop).`,
     'Each cell: median over runs (min–max over runs).',
     '',
-    '| frame | frames per run | ivshmem-net frames/s | ivshmem-net Gbit/s | UNIX dgram frames/s | UNIX dgram Gbit/s |',
-    '|---|---|---|---|---|---|',
+    "| frame | frames per run | ivshmem-net 'frame' frames/s | Gbit/s | ivshmem-net 'frame-view' frames/s | Gbit/s | UNIX dgram frames/s | Gbit/s |",
+    '|---|---|---|---|---|---|---|---|',
     ...summary.map(
-      (r) => `| ${r.size} B | ${r.frames} | ${fmt(r.ivshm.fps, 0)} | ${fmt(r.ivshm.gbps, 2)} | ${fmt(r.dgram.fps, 0)} | ${fmt(r.dgram.gbps, 2)} |`,
+      (r) =>
+        `| ${r.size} B | ${r.frames} | ${fmt(r.ivshm.fps, 0)} | ${fmt(r.ivshm.gbps, 2)} | ${fmt(r.ivshmView.fps, 0)} | ${fmt(r.ivshmView.gbps, 2)} | ${fmt(r.dgram.fps, 0)} | ${fmt(r.dgram.gbps, 2)} |`,
     ),
     '',
     `Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; ${m.date}. Command: \`${command}\`.`,
@@ -274,6 +288,6 @@ async function parent(): Promise<void> {
 const role = argv('role', '');
 const size = Number(argv('size', '64'));
 const count = Number(argv('count', '0'));
-if (role === 'net-tx' || role === 'net-rx') await netChild(role === 'net-tx' ? 'tx' : 'rx', argv('socket', ''), size, count);
+if (role === 'net-tx' || role === 'net-rx') await netChild(role === 'net-tx' ? 'tx' : 'rx', argv('socket', ''), size, count, process.argv.includes('--view'));
 else if (role === 'dgram-tx' || role === 'dgram-rx') dgramChild(role === 'dgram-tx' ? 'tx' : 'rx', size, count);
 else await parent();
