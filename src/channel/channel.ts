@@ -13,7 +13,7 @@
 // tell exactly which messages may not have arrived. Nothing is re-sent, so
 // nothing is delivered twice.
 import { ClosedError, ConfigError, IvshmError, PeerViolationError } from '../errors.js';
-import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
+import { PEER_OUTPUT_VIEW, type IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import {
   CH_ROLE_CHANNEL,
   CH_STATE_PHASE_MASK,
@@ -687,7 +687,7 @@ export class Channel extends LinkUser<ChannelEvents> {
       if (this.peerSession) this.peerDown(st === 0 ? 'peer reset its state' : `peer state 0x${st.toString(16)}`);
       return;
     }
-    const view = ep.peerOutputView(this.peer);
+    const view = ep[PEER_OUTPUT_VIEW](this.peer);
     if (!view) return;
     if (view !== this.view) {
       this.view = view;

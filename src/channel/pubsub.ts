@@ -17,7 +17,7 @@
 //              enough (a subscriber that stops reading stalls it: by definition).
 import { createHash } from 'node:crypto';
 import { ClosedError, ConfigError, IvshmError } from '../errors.js';
-import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
+import { PEER_OUTPUT_VIEW, type IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import {
   CH_ROLE_PUBLISHER,
   CH_STATE_PHASE_MASK,
@@ -157,7 +157,7 @@ export class Publisher extends LinkUser<PublisherEvents> {
     for (let k = 0; k < ep.maxPeers; k++) {
       if (k === me) continue;
       const st = ep.peerState(k) >>> 0;
-      const view = st && (st & CH_STATE_PHASE_MASK) === CH_STATE_READY ? ep.peerOutputView(k) : null;
+      const view = st && (st & CH_STATE_PHASE_MASK) === CH_STATE_READY ? ep[PEER_OUTPUT_VIEW](k) : null;
       const cur = this.subs.get(k);
       if (!view) {
         if (cur) this.dropSub(k, 'peer not ready');
@@ -544,7 +544,7 @@ export class Subscriber extends LinkUser<SubscriberEvents> {
       if (this.pubSession) this.down(st === 0 ? 'publisher reset its state' : `publisher state 0x${st.toString(16)}`);
       return;
     }
-    const view = ep.peerOutputView(this.publisher);
+    const view = ep[PEER_OUTPUT_VIEW](this.publisher);
     if (!view) return;
     if (view !== this.view) {
       this.dropView();

@@ -28,7 +28,7 @@ import {
   type Message,
 } from './control-protocol.js';
 import { cellConnectOptions } from './cell-links.js';
-import type { IvshmemEndpoint, SectionSizes } from './endpoint.js';
+import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type SectionSizes } from './endpoint.js';
 import { EndpointBase } from './endpoint-base.js';
 import { constants } from 'node:os';
 import { MAX_PEERS_LIMIT, MAX_VECTORS, memfdName, PAGE } from './layout.js';
@@ -340,7 +340,7 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
     return [this.id, ...this.links.keys()].sort((a, b) => a - b);
   }
 
-  peerOutputView(peer: number): Uint8Array | null {
+  [PEER_OUTPUT_VIEW](peer: number): Uint8Array | null {
     if (this.closed) return null;
     if (peer === this.id) return this.output;
     return this.links.get(peer)?.view ?? null;

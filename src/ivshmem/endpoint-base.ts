@@ -4,7 +4,7 @@
 // register, receivers compare).
 import { EventEmitter } from 'node:events';
 import { ConfigError, RefusedError } from '../errors.js';
-import type { EndpointEvents, SectionSizes } from './endpoint.js';
+import { PEER_OUTPUT_VIEW, type EndpointEvents, type SectionSizes } from './endpoint.js';
 
 // Register offsets of BAR0 (ivshmem-v2-notes.md a.5).
 export const IVSHM_REG_ID = 0x00;
@@ -41,7 +41,7 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
   abstract readonly sizes: SectionSizes;
   abstract readonly name: string;
   abstract peerState(peer: number): number;
-  abstract peerOutputView(peer: number): Uint8Array | null;
+  abstract [PEER_OUTPUT_VIEW](peer: number): Uint8Array | null;
 
   /** INT_CONTROL bit 0; reset value 0 (a.5), but a library user expects events, so connect() enables it. */
   intControl = true;
@@ -130,7 +130,7 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
   /** Copy bytes out of peer k's output section (k may be this peer). */
   readOutput(peer: number, offset: number, length: number): Buffer {
     this.checkPeerIndex(peer, 'read');
-    const view = this.peerOutputView(peer);
+    const view = this[PEER_OUTPUT_VIEW](peer);
     if (!view) throw new RefusedError(`peer ${peer} is not on link ${this.name}`);
     return this.copyOut(view, offset, length, `read of peer ${peer}'s output section`);
   }

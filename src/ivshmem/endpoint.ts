@@ -37,10 +37,18 @@ export interface EndpointEvents {
 }
 
 /**
+ * Key of the method that returns peer k's output section in place (read-only
+ * bytes, or null if k is not on the link). Protocol layers of this package
+ * (channels, ivshmem-net) read through it; it is not part of the public API
+ * and not exported from the package: writing through the view is a SIGSEGV
+ * on a real link, and a symbol keeps it out of autocompletion and casual use.
+ */
+export const PEER_OUTPUT_VIEW: unique symbol = Symbol.for('ivshm.peerOutputView');
+
+/**
  * An ivshmem 2.0 peer device. Read-only sections are never exposed as
- * writable JS views: `readOutput()` copies, and protocol layers use
- * `peerOutputView()`, an internal read-only contract (writing through it is
- * a SIGSEGV on a real link).
+ * writable JS views: `readOutput()` copies; protocol layers of this package
+ * read in place through the internal `[PEER_OUTPUT_VIEW]()`.
  */
 export interface IvshmemEndpoint extends EventEmitter<EndpointEvents> {
   /** ID register. */
@@ -65,7 +73,7 @@ export interface IvshmemEndpoint extends EventEmitter<EndpointEvents> {
   /** Peers currently on the link (including this one). */
   peers(): number[];
   /** Internal: read-only bytes of peer k's output section, or null if k is not on the link. Never write. */
-  peerOutputView(peer: number): Uint8Array | null;
+  [PEER_OUTPUT_VIEW](peer: number): Uint8Array | null;
   /** Copy `length` bytes at `offset` of peer k's output section (k may be this peer). */
   readOutput(peer: number, offset: number, length: number): Buffer;
 

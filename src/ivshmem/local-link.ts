@@ -5,7 +5,7 @@
 // service variant. Doorbells are delivered asynchronously (setImmediate) and
 // coalesced per (sender, receiver, vector), as an eventfd would.
 import { ClosedError, RefusedError } from '../errors.js';
-import type { IvshmemEndpoint, SectionSizes } from './endpoint.js';
+import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type SectionSizes } from './endpoint.js';
 import { EndpointBase } from './endpoint-base.js';
 import { resolveLinkParams, type LinkParams } from './layout.js';
 
@@ -116,7 +116,7 @@ export class LocalEndpoint extends EndpointBase implements IvshmemEndpoint {
   peers(): number[] {
     return [...this.link.endpoints.keys()].sort((a, b) => a - b);
   }
-  peerOutputView(peer: number): Uint8Array | null {
+  [PEER_OUTPUT_VIEW](peer: number): Uint8Array | null {
     return this.link.outputs.get(peer) ?? null;
   }
   ring(peer: number, vector: number): boolean {

@@ -19,7 +19,7 @@
 // peer never sees our stale rings and we never read its unmapped section.
 import { EventEmitter } from 'node:events';
 import { ClosedError, ConfigError } from '../errors.js';
-import type { IvshmemEndpoint, InterruptEvent } from '../ivshmem/endpoint.js';
+import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type InterruptEvent } from '../ivshmem/endpoint.js';
 import type { ViolationInfo } from '../virtio/violation.js';
 import { newNetCounters, type NetCounters } from './counters.js';
 import { IVSHM_NET_VIOLATIONS, IvshmNetQueue } from './queue.js';
@@ -292,7 +292,7 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
     if (this.local < IVSHM_NET_STATE_READY || !this._up || this._closed) return;
     // Touch the peer's section only after it reported READY/RUN (it formatted it).
     if (!this.queue.attached && this.lastPeer >= IVSHM_NET_STATE_READY) {
-      const view = this.dev.peerOutputView(this.peerId);
+      const view = this.dev[PEER_OUTPUT_VIEW](this.peerId);
       if (view === null) return;
       this.queue.attach(view);
     }

@@ -34,7 +34,7 @@ import {
   type Watch,
 } from '../../sys/index.js';
 import { fdTarget } from '../../sys/posix-shm.js';
-import type { IvshmemEndpoint, SectionSizes } from '../endpoint.js';
+import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type SectionSizes } from '../endpoint.js';
 import { EndpointBase } from '../endpoint-base.js';
 import { IVSHMEM_MAX_ID, IVSHMEM_MAX_VECTORS, IVSHMEM_PROTOCOL_VERSION, IVSHMEM_SHM_MSG, QemuMessageReader, type QemuMessage } from './protocol.js';
 
@@ -343,7 +343,7 @@ export class QemuEndpoint extends EndpointBase implements IvshmemEndpoint {
   }
 
   /** Every peer sees the one region; null only for an ID that is not on the server. */
-  peerOutputView(peer: number): Uint8Array | null {
+  [PEER_OUTPUT_VIEW](peer: number): Uint8Array | null {
     return this.session.peerFds.has(peer) && !this.closed ? this.rw : null;
   }
 
