@@ -268,8 +268,8 @@ export class IvshmNetQueue {
   /**
    * Like receive(), but lends each frame in place: `visit` gets a view of the
    * peer's section (read-only: the mapping is PROT_READ) that is valid only
-   * during the call, and the descriptor is completed after it returns, so the
-   * peer cannot reuse the slot while we read it. For a consumer that copies
+   * during the call, and the descriptor is completed after it returns, so an
+   * honest peer does not reuse the slot while we read it. For a consumer that copies
    * anyway (a TAP write): it saves the private copy and its allocation. The
    * peer can still change the bytes under us; they are its own frame's bytes,
    * and nothing here parses them (the descriptor was validated).
