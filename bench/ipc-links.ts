@@ -128,13 +128,15 @@ export function streamServer(listen: string | { port: number }, onListening: () 
 
 // ---------------------------------------------------------- the echo logic
 
-/** Pong side: echo PINGs as PONGs, count DATA, answer END with COUNT. */
-export function echo(link: BenchLink, reply: (type: number, length: number) => Uint8Array = defaultReply(), replyPings = true): void {
+/**
+ * Pong side: answer PINGs (by default a PONG of the same length from one
+ * reused buffer), count DATA, answer END with COUNT.
+ */
+export function echo(link: BenchLink, onPing: (length: number) => void = defaultPong(link)): void {
   let count = 0;
   link.onMessage = (type, length) => {
-    if (type === PING) {
-      if (replyPings) void link.send(reply(PONG, length));
-    } else if (type === DATA) count++;
+    if (type === PING) onPing(length);
+    else if (type === DATA) count++;
     else if (type === END) {
       const b = Buffer.alloc(64);
       b[0] = COUNT;
@@ -145,12 +147,12 @@ export function echo(link: BenchLink, reply: (type: number, length: number) => U
   };
 }
 
-function defaultReply(): (type: number, length: number) => Uint8Array {
+function defaultPong(link: BenchLink): (length: number) => void {
   let buf = Buffer.alloc(0);
-  return (type, length) => {
+  return (length) => {
     if (buf.length !== length) buf = Buffer.alloc(length);
-    buf[0] = type;
-    return buf;
+    buf[0] = PONG;
+    void link.send(buf);
   };
 }
 
@@ -334,25 +336,17 @@ export async function pubsubLink(socket: string, id: number, peers: number, mode
   }
   // The handlers are in place before we wait: the measurer may ping as soon as it sees us.
   if (id !== 0) {
-    // Pong: copy the ping's bytes into a loan of our ring (one copy, read in place).
-    let count = 0;
-    link.onMessage = (type, length) => {
-      if (type === PING && id === 1) {
-        const l = pub.loan(length);
-        if (l && current) {
-          current.copyTo(l.buffer);
-          l.buffer[0] = PONG;
-          l.commit();
-        } else void send(Buffer.alloc(length, PONG));
-      } else if (type === DATA) count++;
-      else if (type === END) {
-        const b = Buffer.alloc(64);
-        b[0] = COUNT;
-        b.writeUInt32LE(count, 1);
-        count = 0;
-        void send(b);
-      }
-    };
+    // Pong: copy the ping's bytes into a loan of our ring (one copy, read in
+    // place); only peer 1 answers, every subscriber counts.
+    echo(link, (length) => {
+      if (id !== 1) return;
+      const l = pub.loan(length);
+      if (l && current) {
+        current.copyTo(l.buffer);
+        l.buffer[0] = PONG;
+        l.commit();
+      } else void send(Buffer.alloc(length, PONG));
+    });
   }
   await Promise.all(subs.map((s) => s.ready()));
   const want = id === 0 ? peers - 1 : 0;

@@ -42,8 +42,10 @@ const immediate = () => new Promise<void>((r) => setImmediate(r));
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /**
- * A bench that hangs must fail with a reason: `guard(p)` rejects when nothing
- * made progress (`tick()`) for 10 s. One interval timer, nothing per message.
+ * A bench that hangs must fail with a reason: the waiter given to `arm()` (or
+ * `guard(p)`) is rejected when nothing made progress (`tick()`) for 10 s. One
+ * interval timer; `arm()` adds nothing to the measured path, `guard()` wraps
+ * a promise and is only for waits outside it (back-pressure, the final count).
  */
 function stallGuard(what: () => string) {
   let last = nowNs();
@@ -53,6 +55,7 @@ function stallGuard(what: () => string) {
   }, 1000);
   return {
     tick: () => void (last = nowNs()),
+    arm: (reject: (e: Error) => void) => void (fail = reject),
     guard<T>(p: Promise<T>): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         fail = reject;
@@ -115,8 +118,10 @@ export async function latency(link: BenchLink, size: number, samples: number, in
       }
     } else {
       await waitUntil(due);
-      // The guard wraps the promise before the send, so it costs the round trip nothing.
-      const got = sg.guard(new Promise<void>((r) => (wake = r)));
+      const got = new Promise<void>((r, j) => {
+        wake = r;
+        sg.arm(j);
+      });
       sentAt = nowNs();
       const p = link.send(buf);
       if (p) await p;

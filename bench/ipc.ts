@@ -18,6 +18,7 @@ import { IVSHM_PROTO_CHANNEL, outputSizeFor } from '../src/channel/index.js';
 import type { LatencyResult, ThroughputResult } from './ipc-measure.js';
 import type { PeerConfig } from './ipc-peer.js';
 import { renderSvg } from './ipc-plot.js';
+import { spread } from './stats.js';
 
 const SIZES = [64, 1024, 64 * 1024, 1 << 20, 4 << 20];
 
@@ -56,11 +57,6 @@ export interface CaseResult {
   spread?: Record<string, [number, number]>;
 }
 
-const median = (v: number[]): number => {
-  const s = [...v].sort((a, b) => a - b);
-  return s.length % 2 ? s[s.length >> 1]! : Math.round(((s[s.length / 2 - 1]! + s[s.length / 2]!) / 2) * 1000) / 1000;
-};
-
 /** One row per transport and size: the median of each figure over the runs, with its spread. */
 function summarise(runs: CaseResult[][]): CaseResult[] {
   const out: CaseResult[] = [];
@@ -81,7 +77,8 @@ function summarise(runs: CaseResult[][]): CaseResult[] {
       msgsPerSec: pick((c) => c.throughput.msgsPerSec),
       GBps: pick((c) => c.throughput.GBps),
     };
-    const m = (k: string) => median(fields[k]!);
+    const spreads = Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, spread(v)]));
+    const m = (k: string) => Math.round(spreads[k]!.median * 1000) / 1000;
     const l = ok[0]!.latency;
     const t = ok[0]!.throughput;
     out.push({
@@ -90,7 +87,7 @@ function summarise(runs: CaseResult[][]): CaseResult[] {
       size: first.size,
       latency: { ...l, p50: m('p50'), p99: m('p99'), p999: m('p999'), lateShare: m('late'), service: { ...l.service, p50: m('service50') } },
       throughput: { ...t, msgsPerSec: Math.round(m('msgsPerSec')), GBps: m('GBps') },
-      spread: Object.fromEntries(Object.entries(fields).map(([k, v]) => [k, [Math.min(...v), Math.max(...v)]])),
+      spread: Object.fromEntries(Object.entries(spreads).map(([k, v]) => [k, [v.min, v.max]])),
     });
   }
   return out;

@@ -38,7 +38,7 @@ import {
   words,
   type PeerHeader,
 } from './layout.js';
-import { Inbox, LinkUser, otherPeer, type LinkUserOptions } from './link-user.js';
+import { Inbox, OnePeerUser, otherPeer, type LinkUserOptions } from './link-user.js';
 import { newRecordView, RingReader, RingWriter } from './ring.js';
 
 export interface ChannelOptions extends LinkUserOptions {
@@ -166,7 +166,7 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-export class Channel extends LinkUser<ChannelEvents> {
+export class Channel extends OnePeerUser<ChannelEvents> {
   readonly peer: number;
   readonly counters: ChannelCounters = {
     sent: 0,
@@ -233,28 +233,12 @@ export class Channel extends LinkUser<ChannelEvents> {
     });
   }
 
-  protected rings(from: number): boolean {
-    return from === this.peer;
+  protected get remote(): number {
+    return this.peer;
   }
 
-  protected peerState(peer: number): void {
-    if (peer !== this.peer) return;
-    this.sync();
-    this.pump.kick();
-  }
-
-  protected peerJoined(peer: number): void {
-    // A re-join replaces the peer's mapping: the old view must not be touched again.
-    if (peer !== this.peer) return;
-    this.dropView();
-    this.sync();
-    this.pump.kick();
-  }
-
-  protected peerGone(peer: number, reason: string): void {
-    if (peer !== this.peer) return;
-    this.dropView();
-    this.peerDown(`peer gone: ${reason}`);
+  protected lost(reason: string): void {
+    this.peerDown(reason);
   }
 
   protected recheck(): void {
@@ -672,14 +656,14 @@ export class Channel extends LinkUser<ChannelEvents> {
 
   // --------------------------------------------------------------- lifecycle
 
-  private dropView(): void {
+  protected dropView(): void {
     this.view = null;
     this.pw = null;
     this.reader = null;
   }
 
   /** Look at the peer's STATE and header; attach to a new session. */
-  private sync(): void {
+  protected sync(): void {
     if (this.closed) return;
     const ep = this.endpoint;
     const st = ep.peerState(this.peer) >>> 0;

@@ -128,6 +128,46 @@ export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> e
 }
 
 /**
+ * A LinkUser that follows one remote peer (Channel: its peer; Subscriber: its
+ * publisher): doorbells, state changes, re-joins and departures of that peer
+ * all come down to "look again" or "the peer is gone".
+ */
+export abstract class OnePeerUser<Events extends Record<keyof Events, unknown[]>> extends LinkUser<Events> {
+  /** The peer this object follows. */
+  protected abstract readonly remote: number;
+  /** Look at the remote's STATE and header; attach to a new session. */
+  protected abstract sync(): void;
+  /** Forget the remote's mapping (it was replaced or unmapped). */
+  protected abstract dropView(): void;
+  /** The remote's session ended. */
+  protected abstract lost(reason: string): void;
+
+  protected rings(from: number): boolean {
+    return from === this.remote;
+  }
+
+  protected peerState(peer: number): void {
+    if (peer !== this.remote) return;
+    this.sync();
+    this.pump.kick();
+  }
+
+  protected peerJoined(peer: number): void {
+    // A re-join replaces the peer's mapping: the old view must not be touched again.
+    if (peer !== this.remote) return;
+    this.dropView();
+    this.sync();
+    this.pump.kick();
+  }
+
+  protected peerGone(peer: number, reason: string): void {
+    if (peer !== this.remote) return;
+    this.dropView();
+    this.lost(`peer gone: ${reason}`);
+  }
+}
+
+/**
  * Received items queued for an async iterator, up to a high-water mark
  * (the owner stops reading the ring above it: back-pressure to the sender).
  */

@@ -38,7 +38,7 @@ import {
   slotIndex,
   words,
 } from './layout.js';
-import { Inbox, LinkUser, otherPeer, type LinkUserOptions } from './link-user.js';
+import { Inbox, LinkUser, OnePeerUser, otherPeer, type LinkUserOptions } from './link-user.js';
 import { newRecordView, RingReader, RingWriter } from './ring.js';
 
 export type OverflowPolicy = 'overwrite' | 'block';
@@ -456,7 +456,7 @@ export interface SubscriberEvents {
   close: [{ reason: string }];
 }
 
-export class Subscriber extends LinkUser<SubscriberEvents> {
+export class Subscriber extends OnePeerUser<SubscriberEvents> {
   readonly publisher: number;
   readonly history: number;
   readonly counters = { received: 0, bytes: 0, missed: 0, resyncs: 0, violations: 0, doorbellsRung: 0 };
@@ -494,23 +494,11 @@ export class Subscriber extends LinkUser<SubscriberEvents> {
     });
   }
 
-  protected rings(from: number): boolean {
-    return from === this.publisher;
+  protected get remote(): number {
+    return this.publisher;
   }
-  protected peerState(peer: number): void {
-    if (peer !== this.publisher) return;
-    this.sync();
-    this.pump.kick();
-  }
-  protected peerJoined(peer: number): void {
-    if (peer !== this.publisher) return;
-    this.dropView();
-    this.sync();
-  }
-  protected peerGone(peer: number, reason: string): void {
-    if (peer !== this.publisher) return;
-    this.dropView();
-    this.down(`peer gone: ${reason}`);
+  protected lost(reason: string): void {
+    this.down(reason);
   }
   protected recheck(): void {
     this.sync();
@@ -529,14 +517,14 @@ export class Subscriber extends LinkUser<SubscriberEvents> {
     return new Promise((resolve) => this.once('publisher-up', () => resolve()));
   }
 
-  private dropView(): void {
+  protected dropView(): void {
     this.generation++;
     this.view = null;
     this.pw = null;
     this.reader = null;
   }
 
-  private sync(): void {
+  protected sync(): void {
     if (this.closed) return;
     const ep = this.endpoint;
     const st = ep.peerState(this.publisher) >>> 0;
