@@ -1,18 +1,19 @@
-// One error base class with stable codes (DESIGN.md "Errors").
+// One error base class with stable codes, one subclass per code (the table is
+// in the README, "Errors"; undici pairs its classes and codes the same way).
 //
 // `instanceof` must work across duplicated copies of this package (two
 // versions in one node_modules tree), so each class answers `instanceof`
-// through a Symbol.for brand instead of its prototype chain, as undici does.
+// through a Symbol.for brand that lists the kinds an error is, instead of its
+// prototype chain.
 
-const BRAND = Symbol.for('ivshm.error');
-const FAMILY = Symbol.for('ivshm.error.family');
+const KINDS = Symbol.for('ivshm.error.kinds');
 
 export type IvshmErrorCode =
   | 'IVSHM_ERR_CONFIG'
   | 'IVSHM_ERR_INVALID_ARGUMENT'
   | 'IVSHM_ERR_OS'
-  | 'IVSHM_ERR_NOT_SUPPORTED'
   | 'IVSHM_ERR_PERMISSION'
+  | 'IVSHM_ERR_NOT_SUPPORTED'
   | 'IVSHM_ERR_PROTOCOL'
   | 'IVSHM_ERR_PEER_VIOLATION'
   | 'IVSHM_ERR_REFUSED'
@@ -21,107 +22,180 @@ export type IvshmErrorCode =
   | 'IVSHM_ERR_TIMEOUT'
   | 'IVSHM_ERR_BUSY';
 
-export type ErrorFamily =
-  | 'config'
-  | 'os'
-  | 'protocol'
-  | 'peer-violation'
-  | 'refused'
-  | 'peer-gone'
-  | 'closed'
-  | 'base';
-
-function brandedHasInstance(family: ErrorFamily) {
+function hasKind(kind: string) {
   return (value: unknown): boolean => {
     if (typeof value !== 'object' || value === null) return false;
-    const v = value as Record<symbol, unknown>;
-    if (v[BRAND] !== true) return false;
-    return family === 'base' || v[FAMILY] === family;
+    const kinds = (value as Record<symbol, unknown>)[KINDS];
+    return Array.isArray(kinds) && kinds.includes(kind);
   };
 }
 
-export class IvshmError extends Error {
+interface ErrorClass {
+  readonly kind: string;
   readonly code: IvshmErrorCode;
-  declare readonly [BRAND]: true;
-  declare readonly [FAMILY]: ErrorFamily;
+}
 
-  constructor(code: IvshmErrorCode, message: string, options?: { cause?: unknown }) {
+/** The base of every error the library throws; `code` is stable, the message names the object and what to do. */
+export abstract class IvshmError extends Error {
+  readonly code: IvshmErrorCode;
+  declare readonly [KINDS]: readonly string[];
+
+  constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.code = code;
-    this.name = new.target.name;
-    Object.defineProperty(this, BRAND, { value: true });
-    Object.defineProperty(this, FAMILY, { value: (new.target as unknown as { family: ErrorFamily }).family });
+    this.code = (new.target as unknown as ErrorClass).code;
+    this.name = (new.target as unknown as ErrorClass).kind;
+    const kinds: string[] = [];
+    for (let c: unknown = new.target; typeof c === 'function' && c !== Error; c = Object.getPrototypeOf(c)) {
+      kinds.push((c as unknown as ErrorClass).kind);
+    }
+    Object.defineProperty(this, KINDS, { value: Object.freeze(kinds) });
   }
 
-  static readonly family: ErrorFamily = 'base';
-  static override [Symbol.hasInstance] = brandedHasInstance('base');
+  /** @internal */
+  static readonly kind: string = 'IvshmError';
+  /** @internal */
+  declare static readonly code: IvshmErrorCode;
+  static override [Symbol.hasInstance] = hasKind('IvshmError');
 }
 
-/** Bad configuration or bad argument from a user: names what was wrong and what to do. */
+/** IVSHM_ERR_CONFIG: a system file or link configuration is wrong; the message names the key and the fix. */
 export class ConfigError extends IvshmError {
-  static override readonly family: ErrorFamily = 'config';
-  static override [Symbol.hasInstance] = brandedHasInstance('config');
-  constructor(message: string, code: 'IVSHM_ERR_CONFIG' | 'IVSHM_ERR_INVALID_ARGUMENT' = 'IVSHM_ERR_CONFIG') {
-    super(code, message);
+  static override readonly kind: string = 'ConfigError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_CONFIG';
+  static override [Symbol.hasInstance] = hasKind('ConfigError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 
-/** A failed OS call; `errno` and `syscall` name it. */
+/** IVSHM_ERR_INVALID_ARGUMENT: a function was called with a value it cannot use. */
+export class InvalidArgumentError extends IvshmError {
+  static override readonly kind: string = 'InvalidArgumentError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_INVALID_ARGUMENT';
+  static override [Symbol.hasInstance] = hasKind('InvalidArgumentError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** IVSHM_ERR_OS: a failed OS call; `errno` and `syscall` name it. */
 export class OsError extends IvshmError {
-  static override readonly family: ErrorFamily = 'os';
-  static override [Symbol.hasInstance] = brandedHasInstance('os');
+  static override readonly kind: string = 'OsError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_OS';
+  static override [Symbol.hasInstance] = hasKind('OsError');
   readonly errno: number;
   readonly syscall: string;
-  constructor(syscall: string, errno: number, message: string, code: IvshmErrorCode = 'IVSHM_ERR_OS') {
-    super(code, message);
+  constructor(syscall: string, errno: number, message: string, options?: { cause?: unknown }) {
+    super(message, options);
     this.errno = errno;
     this.syscall = syscall;
   }
 }
 
-/** Malformed or unexpected message on a control socket (ours or QEMU's). */
-export class ProtocolError extends IvshmError {
-  static override readonly family: ErrorFamily = 'protocol';
-  static override [Symbol.hasInstance] = brandedHasInstance('protocol');
-  constructor(message: string) {
-    super('IVSHM_ERR_PROTOCOL', message);
+/** IVSHM_ERR_PERMISSION: an OS call refused for lack of privilege (EPERM, EACCES); also an OsError. */
+export class PermissionError extends OsError {
+  static override readonly kind: string = 'PermissionError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_PERMISSION';
+  static override [Symbol.hasInstance] = hasKind('PermissionError');
+  constructor(syscall: string, errno: number, message: string, options?: { cause?: unknown }) {
+    super(syscall, errno, message, options);
   }
 }
 
-/** A peer broke the shared-memory protocol; `reason` is a stable reason code. */
+/** IVSHM_ERR_NOT_SUPPORTED: this host, device or peer lacks what the operation needs. */
+export class NotSupportedError extends IvshmError {
+  static override readonly kind: string = 'NotSupportedError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_NOT_SUPPORTED';
+  static override [Symbol.hasInstance] = hasKind('NotSupportedError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** IVSHM_ERR_PROTOCOL: a malformed or unexpected message on a control socket (ours or QEMU's). */
+export class ProtocolError extends IvshmError {
+  static override readonly kind: string = 'ProtocolError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_PROTOCOL';
+  static override [Symbol.hasInstance] = hasKind('ProtocolError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** IVSHM_ERR_PEER_VIOLATION: a peer broke the shared-memory protocol; `reason` is a stable reason code. */
 export class PeerViolationError extends IvshmError {
-  static override readonly family: ErrorFamily = 'peer-violation';
-  static override [Symbol.hasInstance] = brandedHasInstance('peer-violation');
+  static override readonly kind: string = 'PeerViolationError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_PEER_VIOLATION';
+  static override [Symbol.hasInstance] = hasKind('PeerViolationError');
   readonly reason: string;
   constructor(reason: string, message: string) {
-    super('IVSHM_ERR_PEER_VIOLATION', message);
+    super(message);
     this.reason = reason;
   }
 }
 
-/** The broker (or server) refused what we asked: duplicate ID, link full, ... */
+/** IVSHM_ERR_REFUSED: the broker (or server) refused what we asked: ID taken, link full, bad token. */
 export class RefusedError extends IvshmError {
-  static override readonly family: ErrorFamily = 'refused';
-  static override [Symbol.hasInstance] = brandedHasInstance('refused');
-  constructor(message: string) {
-    super('IVSHM_ERR_REFUSED', message);
+  static override readonly kind: string = 'RefusedError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_REFUSED';
+  static override [Symbol.hasInstance] = hasKind('RefusedError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 
-/** The other side went away. */
+/** IVSHM_ERR_PEER_GONE: the other side went away. */
 export class PeerGoneError extends IvshmError {
-  static override readonly family: ErrorFamily = 'peer-gone';
-  static override [Symbol.hasInstance] = brandedHasInstance('peer-gone');
-  constructor(message: string) {
-    super('IVSHM_ERR_PEER_GONE', message);
+  static override readonly kind: string = 'PeerGoneError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_PEER_GONE';
+  static override [Symbol.hasInstance] = hasKind('PeerGoneError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 
-/** The object was closed before or during the operation. */
+/** IVSHM_ERR_CLOSED: the object was closed before or during the operation. */
 export class ClosedError extends IvshmError {
-  static override readonly family: ErrorFamily = 'closed';
-  static override [Symbol.hasInstance] = brandedHasInstance('closed');
-  constructor(message: string) {
-    super('IVSHM_ERR_CLOSED', message);
+  static override readonly kind: string = 'ClosedError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_CLOSED';
+  static override [Symbol.hasInstance] = hasKind('ClosedError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
+
+/** IVSHM_ERR_TIMEOUT: an answer did not come within the time allowed. */
+export class TimeoutError extends IvshmError {
+  static override readonly kind: string = 'TimeoutError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_TIMEOUT';
+  static override [Symbol.hasInstance] = hasKind('TimeoutError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** IVSHM_ERR_BUSY: the object is in use (a loan open, a server already started, every ID taken). */
+export class BusyError extends IvshmError {
+  static override readonly kind: string = 'BusyError';
+  static override readonly code: IvshmErrorCode = 'IVSHM_ERR_BUSY';
+  static override [Symbol.hasInstance] = hasKind('BusyError');
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** Every code and its class, for the README table and tests. */
+export const ERROR_CLASSES = {
+  IVSHM_ERR_CONFIG: ConfigError,
+  IVSHM_ERR_INVALID_ARGUMENT: InvalidArgumentError,
+  IVSHM_ERR_OS: OsError,
+  IVSHM_ERR_PERMISSION: PermissionError,
+  IVSHM_ERR_NOT_SUPPORTED: NotSupportedError,
+  IVSHM_ERR_PROTOCOL: ProtocolError,
+  IVSHM_ERR_PEER_VIOLATION: PeerViolationError,
+  IVSHM_ERR_REFUSED: RefusedError,
+  IVSHM_ERR_PEER_GONE: PeerGoneError,
+  IVSHM_ERR_CLOSED: ClosedError,
+  IVSHM_ERR_TIMEOUT: TimeoutError,
+  IVSHM_ERR_BUSY: BusyError,
+} as const satisfies Record<IvshmErrorCode, unknown>;

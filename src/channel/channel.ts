@@ -12,7 +12,7 @@
 // there. Sequence numbers continue across peer restarts, so both sides can
 // tell exactly which messages may not have arrived. Nothing is re-sent, so
 // nothing is delivered twice.
-import { ClosedError, ConfigError, IvshmError, PeerViolationError } from '../errors.js';
+import { ClosedError, InvalidArgumentError, PeerViolationError, TimeoutError } from '../errors.js';
 import { PEER_OUTPUT_VIEW, type IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import {
   CH_ROLE_CHANNEL,
@@ -108,7 +108,7 @@ export class Message {
   /** Answer a request (resolves like send()). */
   respond(data: Uint8Array): Promise<number> {
     if (!this.isRequest || !this.channel) {
-      return Promise.reject(new ConfigError(`message ${this.seq} is not a request; only messages from request() can be answered`, 'IVSHM_ERR_INVALID_ARGUMENT'));
+      return Promise.reject(new InvalidArgumentError(`message ${this.seq} is not a request; only messages from request() can be answered`));
     }
     return this.channel.enqueue(REC_RESPONSE, data, this.correlationId);
   }
@@ -124,9 +124,9 @@ export class Loan {
   ) {}
   /** Publish the first `length` bytes (default all). Resolves with the message's sequence number. */
   commit(length = this.buffer.byteLength): Promise<number> {
-    if (this.done) return Promise.reject(new ConfigError('loan was already committed or aborted', 'IVSHM_ERR_INVALID_ARGUMENT'));
+    if (this.done) return Promise.reject(new InvalidArgumentError('loan was already committed or aborted'));
     if (!Number.isInteger(length) || length < 0 || length > this.buffer.byteLength) {
-      return Promise.reject(new ConfigError(`commit length ${length} must be 0..${this.buffer.byteLength}`, 'IVSHM_ERR_INVALID_ARGUMENT'));
+      return Promise.reject(new InvalidArgumentError(`commit length ${length} must be 0..${this.buffer.byteLength}`));
     }
     this.done = true;
     return this.channel.commitLoan(this, length);
@@ -323,7 +323,7 @@ export class Channel extends OnePeerUser<ChannelEvents> {
     return new Promise<Message>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(corr);
-        reject(new IvshmError('IVSHM_ERR_TIMEOUT', `request ${corr} on channel to peer ${this.peer} got no response within ${timeoutMs} ms`));
+        reject(new TimeoutError(`request ${corr} on channel to peer ${this.peer} got no response within ${timeoutMs} ms`));
       }, timeoutMs);
       this.pending.set(corr, { resolve, reject, timer });
       this.enqueue(REC_REQUEST, data, corr).catch((e: Error) => {
@@ -391,10 +391,8 @@ export class Channel extends OnePeerUser<ChannelEvents> {
 
   private checkSize(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > this.writer.maxPayload) {
-      throw new ConfigError(
-        `message of ${n} bytes exceeds this channel's limit of ${this.writer.maxPayload} bytes (half the ring); start the link with a larger --output-size`,
-        'IVSHM_ERR_INVALID_ARGUMENT',
-      );
+      throw new InvalidArgumentError(
+        `message of ${n} bytes exceeds this channel's limit of ${this.writer.maxPayload} bytes (half the ring); start the link with a larger --output-size`);
     }
   }
 

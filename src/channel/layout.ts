@@ -16,7 +16,7 @@
 // section and whose consumer index lives in the reader's section: both peers
 // write only their own section, as an ivshmem v2 link enforces.
 import { endianness } from 'node:os';
-import { ConfigError } from '../errors.js';
+import { ConfigError, InvalidArgumentError } from '../errors.js';
 
 if (endianness() !== 'LE') throw new ConfigError('ivshm channels use little-endian layouts; this host is big-endian');
 
@@ -110,11 +110,9 @@ export function geometry(sectionSize: number, maxPeers: number): SectionGeometry
   const ringOffset = align(SLOTS_OFFSET + maxPeers * SLOT_SIZE, 4096);
   const room = sectionSize - ringOffset;
   if (room < MIN_RING) {
-    throw new ConfigError(
+    throw new InvalidArgumentError(
       `output section of ${sectionSize} bytes is too small for a channel on a ${maxPeers}-peer link: ` +
-        `need at least ${ringOffset + MIN_RING} bytes (header ${ringOffset} + ring ${MIN_RING}); give the link a larger --output-size`,
-      'IVSHM_ERR_INVALID_ARGUMENT',
-    );
+        `need at least ${ringOffset + MIN_RING} bytes (header ${ringOffset} + ring ${MIN_RING}); give the link a larger --output-size`);
   }
   const ringSize = 2 ** Math.floor(Math.log2(room));
   return { ringOffset, ringSize, slots: maxPeers, maxPayload: ringSize / 2 - REC_HEADER };
@@ -129,7 +127,7 @@ export function outputSizeFor(maxMessage: number, maxPeers = 2): number {
 
 /** An Int32Array over a section (Atomics need 4-byte alignment). */
 export function words(view: Uint8Array, what: string): Int32Array {
-  if (view.byteOffset % 4 !== 0) throw new ConfigError(`${what}: section view is not 4-byte aligned`, 'IVSHM_ERR_INVALID_ARGUMENT');
+  if (view.byteOffset % 4 !== 0) throw new InvalidArgumentError(`${what}: section view is not 4-byte aligned`);
   return new Int32Array(view.buffer, view.byteOffset, view.byteLength >>> 2);
 }
 

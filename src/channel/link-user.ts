@@ -3,7 +3,7 @@
 // wait mode (wait-modes.ts), the endpoint's events and a watchdog. Each
 // subclass says what its work is and how it reacts to a peer's state.
 import { EventEmitter } from 'node:events';
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { EndpointEvents, InterruptEvent, IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import { IVSHM_PROTO_USER_MAX, IVSHM_PROTO_USER_MIN } from './layout.js';
 import { OwnSection } from './section.js';
@@ -20,7 +20,7 @@ export interface LinkUserOptions extends WaitOptions {
 export function otherPeer(ep: IvshmemEndpoint, peer: number | undefined, option: string, what: string): number {
   const p = peer ?? (ep.maxPeers === 2 ? 1 - ep.id : -1);
   if (!Number.isInteger(p) || p < 0 || p >= ep.maxPeers || p === ep.id) {
-    throw new ConfigError(`${what}: option ${option} must name another peer 0..${ep.maxPeers - 1} (the link has ${ep.maxPeers} peers)`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`${what}: option ${option} must name another peer 0..${ep.maxPeers - 1} (the link has ${ep.maxPeers} peers)`);
   }
   return p;
 }
@@ -41,14 +41,12 @@ export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> e
   constructor(endpoint: IvshmemEndpoint, opts: LinkUserOptions, what: string) {
     super();
     if (endpoint.protocol < IVSHM_PROTO_USER_MIN || endpoint.protocol > IVSHM_PROTO_USER_MAX) {
-      throw new ConfigError(
-        `${what}: link protocol 0x${endpoint.protocol.toString(16)} is not in the user range 0x4000-0x7fff; start the link with e.g. --protocol 0x4348`,
-        'IVSHM_ERR_INVALID_ARGUMENT',
-      );
+      throw new InvalidArgumentError(
+        `${what}: link protocol 0x${endpoint.protocol.toString(16)} is not in the user range 0x4000-0x7fff; start the link with e.g. --protocol 0x4348`);
     }
     const vector = opts.vector ?? (endpoint.vectors > 1 ? 1 : 0);
     if (!Number.isInteger(vector) || vector < 0 || vector >= endpoint.vectors) {
-      throw new ConfigError(`${what}: vector ${vector} must be 0..${endpoint.vectors - 1}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`${what}: vector ${vector} must be 0..${endpoint.vectors - 1}`);
     }
     const wait = checkWaitOptions(opts, what);
     this.endpoint = endpoint;

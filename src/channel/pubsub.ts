@@ -16,7 +16,7 @@
 //  'block'     the publisher waits until every attached subscriber has consumed
 //              enough (a subscriber that stops reading stalls it: by definition).
 import { createHash } from 'node:crypto';
-import { ClosedError, ConfigError, IvshmError } from '../errors.js';
+import { BusyError, ClosedError, InvalidArgumentError } from '../errors.js';
 import { PEER_OUTPUT_VIEW, type IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import {
   CH_ROLE_PUBLISHER,
@@ -62,9 +62,9 @@ export class SampleLoan {
     private readonly pub: Publisher,
   ) {}
   commit(length = this.buffer.byteLength): number {
-    if (this.done) throw new ConfigError('sample loan was already committed or aborted', 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (this.done) throw new InvalidArgumentError('sample loan was already committed or aborted');
     if (!Number.isInteger(length) || length < 0 || length > this.buffer.byteLength) {
-      throw new ConfigError(`commit length ${length} must be 0..${this.buffer.byteLength}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`commit length ${length} must be 0..${this.buffer.byteLength}`);
     }
     this.done = true;
     return this.pub.commitLoan(this, length);
@@ -99,7 +99,7 @@ export class Publisher extends LinkUser<PublisherEvents> {
     const what = `publisher on peer ${endpoint.id} of link ${endpoint.name}`;
     // Options are checked before super() touches the endpoint's section.
     const overflow = opts.overflow ?? 'overwrite';
-    if (overflow !== 'overwrite' && overflow !== 'block') throw new ConfigError(`${what}: overflow must be 'overwrite' or 'block'`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (overflow !== 'overwrite' && overflow !== 'block') throw new InvalidArgumentError(`${what}: overflow must be 'overwrite' or 'block'`);
     super(endpoint, opts, what);
     this.overflow = overflow;
     this.sec.claimRing(CH_ROLE_PUBLISHER, what);
@@ -207,7 +207,7 @@ export class Publisher extends LinkUser<PublisherEvents> {
   /** Reserve room for a sample of `size` bytes and write it in place. Returns null in block mode when full. */
   loan(size: number): SampleLoan | null {
     if (this.closed) throw new ClosedError('publisher is closed');
-    if (this.openLoan) throw new IvshmError('IVSHM_ERR_BUSY', 'a sample loan is already open; commit or abort it first');
+    if (this.openLoan) throw new BusyError('a sample loan is already open; commit or abort it first');
     this.checkSize(size);
     const off = this.claim(size);
     if (off < 0) return null;
@@ -231,7 +231,7 @@ export class Publisher extends LinkUser<PublisherEvents> {
 
   private checkSize(n: number): void {
     if (!Number.isInteger(n) || n < 0 || n > this.writer.maxPayload) {
-      throw new ConfigError(`sample of ${n} bytes exceeds the limit of ${this.writer.maxPayload} bytes (half the ring); start the link with a larger --output-size`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`sample of ${n} bytes exceeds the limit of ${this.writer.maxPayload} bytes (half the ring); start the link with a larger --output-size`);
     }
   }
 
@@ -430,12 +430,12 @@ export class Sample {
   }
 
   readUInt8(i: number): number {
-    if (!Number.isInteger(i) || i < 0 || i >= this.byteLength) throw new RangeError(`index ${i} outside sample of ${this.byteLength} bytes`);
+    if (!Number.isInteger(i) || i < 0 || i >= this.byteLength) throw new InvalidArgumentError(`index ${i} outside sample of ${this.byteLength} bytes`);
     return this.bytes()[i]!;
   }
 
   readUInt32LE(i: number): number {
-    if (!Number.isInteger(i) || i < 0 || i + 4 > this.byteLength) throw new RangeError(`offset ${i} outside sample of ${this.byteLength} bytes`);
+    if (!Number.isInteger(i) || i < 0 || i + 4 > this.byteLength) throw new InvalidArgumentError(`offset ${i} outside sample of ${this.byteLength} bytes`);
     const b = this.bytes();
     return (b[i]! | (b[i + 1]! << 8) | (b[i + 2]! << 16) | (b[i + 3]! << 24)) >>> 0;
   }
@@ -481,7 +481,7 @@ export class Subscriber extends OnePeerUser<SubscriberEvents> {
     // Options are checked before super() touches the endpoint's section.
     const publisher = otherPeer(endpoint, opts.publisher, 'publisher', what);
     const history = opts.history ?? 0;
-    if (!Number.isInteger(history) || history < 0) throw new ConfigError(`${what}: history must be a non-negative integer`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (!Number.isInteger(history) || history < 0) throw new InvalidArgumentError(`${what}: history must be a non-negative integer`);
     super(endpoint, opts, what);
     this.publisher = publisher;
     this.history = history;

@@ -2,7 +2,7 @@
 // channel object on one endpoint (a Channel and Subscribers may coexist: the
 // ring belongs to one owner, the slots are per remote peer).
 import { randomInt } from 'node:crypto';
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import {
   CH_MAGIC,
@@ -48,7 +48,7 @@ export class OwnSection {
   }
 
   private constructor(ep: IvshmemEndpoint) {
-    if (ep.closed) throw new ConfigError(`peer ${ep.id} of link ${ep.name} is closed`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (ep.closed) throw new InvalidArgumentError(`peer ${ep.id} of link ${ep.name} is closed`);
     this.ep = ep;
     this.geo = geometry(ep.output.byteLength, ep.maxPeers);
     this.bytes = ep.output;
@@ -85,9 +85,9 @@ export class OwnSection {
 
   claimRing(role: number, what: string): void {
     if (this.role !== CH_ROLE_NONE && this.role !== role) {
-      throw new ConfigError(`${what}: the output section of peer ${this.ep.id} already carries another ring (role ${this.role}); use one Channel or Publisher per endpoint`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`${what}: the output section of peer ${this.ep.id} already carries another ring (role ${this.role}); use one Channel or Publisher per endpoint`);
     }
-    if (this.role === role) throw new ConfigError(`${what}: peer ${this.ep.id} already has a ${role === 1 ? 'Channel' : 'Publisher'}; use one per endpoint`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (this.role === role) throw new InvalidArgumentError(`${what}: peer ${this.ep.id} already has a ${role === 1 ? 'Channel' : 'Publisher'}; use one per endpoint`);
     // Only remembered here: the caller's renew() publishes it together with a
     // new session. Writing it into the live header would show peers a session
     // that already carries the ring but is about to be replaced (a peer that

@@ -8,7 +8,7 @@
 //         (setImmediate, baselines.md S3: 1.3 µs round trip), optionally
 //         spinning `spinMicros` synchronously per turn. Burns a core, by choice.
 // hybrid: poll for `spinMicros` after the last activity, then arm and sleep.
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 
 export type WaitMode = 'event' | 'poll' | 'hybrid';
 
@@ -25,11 +25,11 @@ export interface WaitOptions {
 export function checkWaitOptions(o: WaitOptions | undefined, what: string): Required<WaitOptions> {
   const mode = o?.mode ?? 'event';
   if (mode !== 'event' && mode !== 'poll' && mode !== 'hybrid') {
-    throw new ConfigError(`${what}: wait mode "${String(mode)}" must be 'event', 'poll' or 'hybrid'`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`${what}: wait mode "${String(mode)}" must be 'event', 'poll' or 'hybrid'`);
   }
   const spinMicros = o?.spinMicros ?? (mode === 'hybrid' ? 200 : 0);
   if (!Number.isFinite(spinMicros) || spinMicros < 0 || spinMicros > 1e6) {
-    throw new ConfigError(`${what}: spinMicros ${spinMicros} must be between 0 and 1000000`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`${what}: spinMicros ${spinMicros} must be between 0 and 1000000`);
   }
   return { mode, spinMicros };
 }

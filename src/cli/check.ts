@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { checkSystemFile, formatBytes, formatProblem } from '../system/check.js';
 import { parseSize } from '../ivshmem/layout.js';
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { systemJsonSchema } from '../system/config-schema.js';
 
 export function register(program: Command): void {
@@ -19,7 +19,7 @@ export function register(program: Command): void {
         console.log(JSON.stringify(systemJsonSchema(), null, 2));
         return;
       }
-      if (!files.length) throw new ConfigError('give one or more system files to check (or --schema)', 'IVSHM_ERR_INVALID_ARGUMENT');
+      if (!files.length) throw new InvalidArgumentError('give one or more system files to check (or --schema)');
       let bad = 0;
       for (const file of files) {
         const r = checkSystemFile(file, {

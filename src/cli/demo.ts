@@ -7,6 +7,7 @@ import path from 'node:path';
 import readline from 'node:readline';
 import type { Command } from 'commander';
 import { Broker } from '../ivshmem/broker.js';
+import { PeerGoneError } from '../errors.js';
 import { parseIntIn } from '../ivshmem/layout.js';
 import { runDemo } from '../system/demo-system.js';
 import { timestamp } from './util.js';
@@ -48,7 +49,7 @@ export async function runLinkDemo(stepMs: number): Promise<void> {
       const lines = readline.createInterface({ input: child.stdout! });
       const joined = new Promise<void>((resolve, reject) => {
         lines.once('line', () => resolve());
-        child.once('exit', (code) => reject(new Error(`peer ${id} exited with code ${code} before joining`)));
+        child.once('exit', (code) => reject(new PeerGoneError(`peer ${id} exited with code ${code} before joining`)));
       });
       lines.on('line', (l) => console.log(`${l.slice(0, 12)} [peer ${id}]${l.slice(12)}`));
       peers.push(child);

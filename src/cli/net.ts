@@ -1,7 +1,7 @@
 // `ivshm net`: join a link as an ivshmem-net peer and bridge it to a TAP
 // device (issue 4). Thin: parse, open, wire events to log lines, stop cleanly.
 import type { Command } from 'commander';
-import { ConfigError, IvshmError } from '../errors.js';
+import { InvalidArgumentError, IvshmError } from '../errors.js';
 import { connect } from '../ivshmem/device.js';
 import { openNet } from '../net/endpoint.js';
 import { TapBridge, deriveMac } from '../net/tap-bridge.js';
@@ -29,7 +29,7 @@ const collect = (v: string, prev: string[]) => [...prev, v];
 function intOption(name: string, v: string | undefined, lo: number, hi: number): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < lo || n > hi) throw new ConfigError(`--${name} ${v}: expected an integer in ${lo}..${hi}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+  if (!Number.isInteger(n) || n < lo || n > hi) throw new InvalidArgumentError(`--${name} ${v}: expected an integer in ${lo}..${hi}`);
   return n;
 }
 
@@ -56,7 +56,7 @@ async function runNet(o: NetCliOptions): Promise<void> {
   // Check everything the user typed before touching the system.
   checkIfName(o.tap);
   if (o.netns !== undefined && !netnsExists(o.netns)) {
-    throw new ConfigError(`network namespace ${o.netns} does not exist: create it with ip netns add ${o.netns}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`network namespace ${o.netns} does not exist: create it with ip netns add ${o.netns}`);
   }
   for (const a of o.address) checkCidr(a);
   if (o.mac !== undefined) parseMac(o.mac);
@@ -64,7 +64,7 @@ async function runNet(o: NetCliOptions): Promise<void> {
   const id = intOption('id', o.id, 0, 1);
   const batch = intOption('batch', o.batch, 1, 1024);
   if (!['event', 'poll', 'hybrid'].includes(o.wait)) {
-    throw new ConfigError(`--wait ${o.wait}: expected event, poll or hybrid`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`--wait ${o.wait}: expected event, poll or hybrid`);
   }
   const wait = o.wait as WaitMode;
 

@@ -2,7 +2,7 @@
 // stdin, like QEMU's ivshmem-client but with ivshmem 2.0 registers
 // (ivshmem-v2-notes.md a.5). Works over any IvshmemEndpoint.
 import readline from 'node:readline';
-import { IvshmError } from '../errors.js';
+import { InvalidArgumentError, IvshmError } from '../errors.js';
 import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
 import { parseIntIn } from '../ivshmem/layout.js';
 import { timestamp } from './util.js';
@@ -101,7 +101,7 @@ export class PeerShell {
           const text = Buffer.from(m?.[1] ?? '', 'utf8');
           const target = this.opts.writeTarget ? this.opts.writeTarget(d) : d.output;
           if (offset > target.length - text.length) {
-            throw new RangeError(`write of ${text.length} bytes at ${offset} does not fit the ${target.length}-byte section`);
+            throw new InvalidArgumentError(`write of ${text.length} bytes at ${offset} does not fit the ${target.length}-byte section`);
           }
           text.copy(target, offset);
           return this.print('ok', { command: 'write', offset, length: text.length }, `wrote ${text.length} bytes at offset ${offset}`);
@@ -137,11 +137,11 @@ export class PeerShell {
         case 'help':
           return this.print('help', { commands: PEER_COMMANDS }, `commands: ${PEER_COMMANDS}`);
         default:
-          throw new RangeError(`unknown command "${cmd}"; commands: ${PEER_COMMANDS}`);
+          throw new InvalidArgumentError(`unknown command "${cmd}"; commands: ${PEER_COMMANDS}`);
       }
     } catch (err) {
-      if (!(err instanceof IvshmError) && !(err instanceof RangeError)) throw err;
-      const code = err instanceof IvshmError ? err.code : 'IVSHM_ERR_INVALID_ARGUMENT';
+      if (!(err instanceof IvshmError)) throw err;
+      const code = err.code;
       this.print('error', { command: cmd, code, message: err.message }, `error: ${err.message}`);
     }
   }
@@ -149,6 +149,6 @@ export class PeerShell {
 
 function arg(words: string[], i: number, name: string): string {
   const w = words[i];
-  if (w === undefined) throw new RangeError(`missing ${name}; usage: ${PEER_COMMANDS}`);
+  if (w === undefined) throw new InvalidArgumentError(`missing ${name}; usage: ${PEER_COMMANDS}`);
   return w;
 }

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { connect } from '../ivshmem/device.js';
 import { connectQemu } from '../ivshmem/qemu/client.js';
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { parseIntIn } from '../ivshmem/layout.js';
 import { PeerShell } from './peer-shell.js';
 import { onStopSignals } from './util.js';
@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .option('--json', 'one JSON object per line')
     .option('--qemu', "join a QEMU ivshmem server (protocol v0; one shared region, PEER of read is ignored) instead of a broker")
     .action(async (o: { socket: string; id?: string; json?: boolean; qemu?: boolean }) => {
-      if (o.qemu && o.id !== undefined) throw new ConfigError('--id cannot be used with --qemu: a QEMU ivshmem server assigns peer IDs itself', 'IVSHM_ERR_INVALID_ARGUMENT');
+      if (o.qemu && o.id !== undefined) throw new InvalidArgumentError('--id cannot be used with --qemu: a QEMU ivshmem server assigns peer IDs itself');
       const dev = o.qemu
         ? await connectQemu({ socket: o.socket })
         : await connect({ socket: o.socket, id: o.id === undefined ? undefined : parseIntIn(o.id, 0, 0xffff, '--id') });

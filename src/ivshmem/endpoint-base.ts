@@ -3,7 +3,7 @@
 // by comparing the State Table with a cached copy (b.1.2: there is no status
 // register, receivers compare).
 import { EventEmitter } from 'node:events';
-import { ConfigError, RefusedError } from '../errors.js';
+import { InvalidArgumentError, RefusedError } from '../errors.js';
 import { PEER_OUTPUT_VIEW, type EndpointEvents, type SectionSizes } from './endpoint.js';
 
 // Register offsets of BAR0 (ivshmem-v2-notes.md a.5).
@@ -17,7 +17,7 @@ export const IVSHM_REG_REGION_SIZE = 0x1000;
 
 function checkRegisterOffset(offset: number): number {
   if (!Number.isInteger(offset) || offset < 0 || offset >= IVSHM_REG_REGION_SIZE || offset % 4 !== 0) {
-    throw new ConfigError(`register offset ${offset} is not an aligned 32-bit offset inside the 4 KiB register region`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`register offset ${offset} is not an aligned 32-bit offset inside the 4 KiB register region`);
   }
   return offset;
 }
@@ -141,20 +141,20 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
 
   protected checkPeerIndex(peer: number, what: string): void {
     if (!Number.isInteger(peer) || peer < 0 || peer >= this.maxPeers) {
-      throw new ConfigError(`${what}: peer ${peer} is out of range 0..${this.maxPeers - 1} on link ${this.name}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`${what}: peer ${peer} is out of range 0..${this.maxPeers - 1} on link ${this.name}`);
     }
   }
 
   protected checkStateValue(value: number): void {
     if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
-      throw new ConfigError(`state ${value} is not a 32-bit unsigned value`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`state ${value} is not a 32-bit unsigned value`);
     }
   }
 
   /** Bounds-checked copy out of a section view. */
   protected copyOut(view: Uint8Array, offset: number, length: number, what: string): Buffer {
     if (!Number.isInteger(offset) || !Number.isInteger(length) || offset < 0 || length < 0 || offset > view.byteLength - length) {
-      throw new ConfigError(`${what}: range ${offset}+${length} is outside the ${view.byteLength}-byte section`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`${what}: range ${offset}+${length} is outside the ${view.byteLength}-byte section`);
     }
     return Buffer.from(view.subarray(offset, offset + length));
   }

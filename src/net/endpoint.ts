@@ -18,7 +18,7 @@
 // RESET at once, whatever the coalesced table value says, so a restarted
 // peer never sees our stale rings and we never read its unmapped section.
 import { EventEmitter } from 'node:events';
-import { ClosedError, ConfigError } from '../errors.js';
+import { ClosedError, ConfigError, InvalidArgumentError } from '../errors.js';
 import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type InterruptEvent } from '../ivshmem/endpoint.js';
 import type { ViolationInfo } from '../virtio/violation.js';
 import { newNetCounters, type NetCounters } from './counters.js';
@@ -156,7 +156,7 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
     this.stateVector = IVSHM_NET_VECTOR_STATE;
     this.dataVector = dev.vectors === 2 ? IVSHM_NET_VECTOR_TX_RX : IVSHM_NET_VECTOR_STATE;
     this.wait = opts.wait ?? 'event';
-    if (!['event', 'poll', 'hybrid'].includes(this.wait)) throw new ConfigError(`${where}: wait mode "${String(this.wait)}" is not event, poll or hybrid`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (!['event', 'poll', 'hybrid'].includes(this.wait)) throw new InvalidArgumentError(`${where}: wait mode "${String(this.wait)}" is not event, poll or hybrid`);
     this.budget = opts.budget ?? Math.min(256, this.sizing.num);
     this.spinNs = BigInt(Math.round((opts.spinMicros ?? 50) * 1000));
     this.highWater = opts.iteratorHighWater ?? 4 * this.sizing.num;
@@ -216,7 +216,7 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
   private checkMtu(n: number): void {
     const s = this.sizing;
     if (!Number.isInteger(n) || n < s.minMtu || n > s.maxMtu) {
-      throw new ConfigError(`MTU ${n} is outside ${s.minMtu}..${s.maxMtu} for a ${s.sectionSize}-byte output section (max = min(65535, data area / 4))`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`MTU ${n} is outside ${s.minMtu}..${s.maxMtu} for a ${s.sectionSize}-byte output section (max = min(65535, data area / 4))`);
     }
   }
 
@@ -372,10 +372,10 @@ class IvshmNetEndpoint extends EventEmitter<NetEndpointEvents> implements NetEnd
   // ------------------------------------------------------------ TX
 
   private checkFrame(frame: Uint8Array): void {
-    if (!(frame instanceof Uint8Array)) throw new ConfigError('send(): a frame is a Uint8Array or Buffer', 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (!(frame instanceof Uint8Array)) throw new InvalidArgumentError('send(): a frame is a Uint8Array or Buffer');
     const max = this._mtu + IVSHM_NET_FRAME_OVERHEAD;
     if (frame.byteLength < ETH_HLEN || frame.byteLength > max) {
-      throw new ConfigError(`send(): a ${frame.byteLength}-byte frame is outside ${ETH_HLEN}..${max} (MTU ${this._mtu} + 18)`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`send(): a ${frame.byteLength}-byte frame is outside ${ETH_HLEN}..${max} (MTU ${this._mtu} + 18)`);
     }
   }
 

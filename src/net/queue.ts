@@ -13,7 +13,7 @@
 // frame is completed). Completions carry len 1 and must come back in order;
 // the slot accounting is driven by our shadow of what we posted, never by
 // descriptor bytes read back.
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { VirtqDevice } from '../virtio/device.js';
 import { VirtqDriver } from '../virtio/driver.js';
 import { bump, type ViolationCounters, type ViolationInfo, type ViolationSink } from '../virtio/violation.js';
@@ -68,7 +68,7 @@ export class IvshmNetQueue {
 
   constructor(sizing: NetSizing, own: Buffer, mtu: number) {
     if (own.byteLength < sizing.sectionSize) {
-      throw new ConfigError(`ivshmem-net: own output section has ${own.byteLength} bytes, expected ${sizing.sectionSize}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`ivshmem-net: own output section has ${own.byteLength} bytes, expected ${sizing.sectionSize}`);
     }
     this.sizing = sizing;
     this.own = own;

@@ -45,7 +45,7 @@ export interface NetSizing {
 export function ivshmNetSizing(sectionSize: number): NetSizing {
   const L = sectionSize;
   if (!Number.isSafeInteger(L) || L <= 0) {
-    throw new ConfigError(`ivshmem-net needs an output section; the link has ${L} bytes per output section (give the link --output-size, e.g. 0x7F000)`, 'IVSHM_ERR_CONFIG');
+    throw new ConfigError(`ivshmem-net needs an output section; the link has ${L} bytes per output section (give the link --output-size, e.g. 0x7F000)`);
   }
   let num = IVSHM_NET_MAX_QLEN;
   let header = 0;
@@ -55,11 +55,11 @@ export function ivshmNetSizing(sectionSize: number): NetSizing {
     if (header < Math.floor(L / 8)) break;
   }
   if (header > L) {
-    throw new ConfigError(`ivshmem-net: an output section of ${L} bytes cannot hold the ${header}-byte ring header; use at least 8 KiB`, 'IVSHM_ERR_CONFIG');
+    throw new ConfigError(`ivshmem-net: an output section of ${L} bytes cannot hold the ${header}-byte ring header; use at least 8 KiB`);
   }
   const Q = L - header;
   if (Q < 4 * ETH_MIN_MTU) {
-    throw new ConfigError(`ivshmem-net: an output section of ${L} bytes leaves ${Q} data bytes, fewer than 4 minimum frames (${4 * ETH_MIN_MTU}); use a larger section`, 'IVSHM_ERR_CONFIG');
+    throw new ConfigError(`ivshmem-net: an output section of ${L} bytes leaves ${Q} data bytes, fewer than 4 minimum frames (${4 * ETH_MIN_MTU}); use a larger section`);
   }
   return {
     sectionSize: L,

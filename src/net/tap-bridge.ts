@@ -13,7 +13,7 @@
 // instead of dropping, and resumes on 'writable'.
 import { EventEmitter } from 'node:events';
 import { createHash } from 'node:crypto';
-import { IvshmError, OsError } from '../errors.js';
+import { IvshmError, NotSupportedError, OsError } from '../errors.js';
 import { EBADFD, ETH_HLEN, openTap, type TapDevice, type TapOptions } from '../sys/tap.js';
 import type { Watch } from '../sys/poll.js';
 
@@ -126,7 +126,7 @@ export class TapBridge extends EventEmitter<TapBridgeEvents> {
     super();
     if (tap.vnetHdrLen !== 0) {
       // ivshmem-net carries plain Ethernet frames (c.4): no virtio_net_hdr on the wire.
-      throw new IvshmError('IVSHM_ERR_NOT_SUPPORTED', `TAP ${tap.name} was opened with IFF_VNET_HDR; the bridge needs plain frames`);
+      throw new NotSupportedError(`TAP ${tap.name} was opened with IFF_VNET_HDR; the bridge needs plain frames`);
     }
     this.link = link;
     this.tap = tap;

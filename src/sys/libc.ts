@@ -2,7 +2,7 @@
 // constants of Linux x86-64/arm64 that Node does not expose.
 import koffi from 'koffi';
 import os from 'node:os';
-import { OsError } from '../errors.js';
+import { OsError, PermissionError } from '../errors.js';
 
 export const lib = koffi.load('libc.so.6');
 
@@ -101,12 +101,18 @@ export function errnoName(code: number): string {
   return `errno ${code}`;
 }
 
+/** The error for a failed call: a PermissionError for EPERM and EACCES, else an OsError. */
+export function osError(syscall: string, errnoValue: number, message: string): OsError {
+  return errnoValue === E.EPERM || errnoValue === E.EACCES
+    ? new PermissionError(syscall, errnoValue, message)
+    : new OsError(syscall, errnoValue, message);
+}
+
 /** Throw an OsError for the current errno, naming the call and its object. */
 export function fail(syscall: string, what: string, hint = ''): never {
   const code = errno();
   const text = c.strerror(code) as string;
-  const code2 = code === E.EPERM || code === E.EACCES ? 'IVSHM_ERR_PERMISSION' : 'IVSHM_ERR_OS';
-  throw new OsError(syscall, code, `${syscall}(${what}) failed: ${errnoName(code)} (${text})${hint ? `; ${hint}` : ''}`, code2);
+  throw osError(syscall, code, `${syscall}(${what}) failed: ${errnoName(code)} (${text})${hint ? `; ${hint}` : ''}`);
 }
 
 /** A raw pointer as koffi hands it out (a BigInt address in koffi 3). */

@@ -9,8 +9,8 @@
 // section must be synchronous, so no other JavaScript runs in the wrong
 // namespace.
 import fs from 'node:fs';
-import { ConfigError, OsError } from '../errors.js';
-import { c, errno, errnoName, E, fail, K } from './libc.js';
+import { InvalidArgumentError, OsError } from '../errors.js';
+import { c, errno, errnoName, E, fail, K, osError } from './libc.js';
 import { closeFd } from './fd.js';
 
 export const NETNS_RUN_DIR = '/run/netns';
@@ -20,10 +20,8 @@ const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
 
 export function checkNetnsName(name: string): void {
   if (!NAME_RE.test(name) || name === '.' || name === '..') {
-    throw new ConfigError(
-      `network namespace name ${JSON.stringify(name)} is not valid: use 1-64 letters, digits, '_', '.', '-'`,
-      'IVSHM_ERR_INVALID_ARGUMENT',
-    );
+    throw new InvalidArgumentError(
+      `network namespace name ${JSON.stringify(name)} is not valid: use 1-64 letters, digits, '_', '.', '-'`);
   }
 }
 
@@ -39,7 +37,7 @@ function openNs(path: string, what: string, hint: string): number {
   if (fd < 0) {
     const e = errno();
     if (e === E.ENOENT) {
-      throw new ConfigError(`${what} does not exist (${path}); ${hint}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`${what} does not exist (${path}); ${hint}`);
     }
     fail('open', path, hint);
   }
@@ -60,8 +58,7 @@ export function withNetns<T>(name: string | undefined, fn: () => T): T {
     if ((c.setns(target, K.CLONE_NEWNET) as number) < 0) {
       const code = errno();
       const hint = code === E.EPERM ? 'entering a network namespace needs root (CAP_SYS_ADMIN)' : '';
-      throw new OsError('setns', code, `setns(${netnsPath(name)}) failed: ${errnoName(code)}${hint ? `; ${hint}` : ''}`,
-        code === E.EPERM ? 'IVSHM_ERR_PERMISSION' : 'IVSHM_ERR_OS');
+      throw osError('setns', code, `setns(${netnsPath(name)}) failed: ${errnoName(code)}${hint ? `; ${hint}` : ''}`);
     }
     try {
       return fn();

@@ -3,7 +3,7 @@
 // can open it by name (qemu-ivshmem-notes.md §4, `-M`). glibc's shm_open is
 // open(2) under /dev/shm, so no extra binding is needed.
 import fs from 'node:fs';
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { c, fail, K } from './libc.js';
 
 const O_CREAT = 0o100;
@@ -14,7 +14,7 @@ const F_DUPFD_CLOEXEC = 1030;
 export function shmPath(name: string): string {
   const bare = name.startsWith('/') ? name.slice(1) : name;
   if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/.test(bare)) {
-    throw new ConfigError(`shm name "${name}" must be 1-200 characters of letters, digits, '.', '_', ':' or '-' (it becomes /dev/shm/NAME)`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`shm name "${name}" must be 1-200 characters of letters, digits, '.', '_', ':' or '-' (it becomes /dev/shm/NAME)`);
   }
   return `/dev/shm/${bare}`;
 }

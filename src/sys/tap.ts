@@ -9,8 +9,8 @@
 // nothing behind. A TAP that existed before (made persistent with
 // `ip tuntap add`) is only attached to; close() removes what we added to it.
 import { execFileSync } from 'node:child_process';
-import { ClosedError, ConfigError, IvshmError, OsError } from '../errors.js';
-import { c, errno, errnoName, E, K } from './libc.js';
+import { ClosedError, InvalidArgumentError, NotSupportedError, PermissionError, OsError } from '../errors.js';
+import { c, errno, errnoName, E, K, osError } from './libc.js';
 import { closeFd, setNonBlocking } from './fd.js';
 import { withNetns, checkNetnsName } from './netns.js';
 import { watchReadable, type Watch } from './poll.js';
@@ -76,36 +76,31 @@ export interface TapOptions {
 export function checkIfName(name: string): void {
   if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) >= IFNAMSIZ || /[\s/:%]/.test(name) ||
     name === '.' || name === '..') {
-    throw new ConfigError(
-      `TAP name ${JSON.stringify(name)} is not a valid interface name: use 1-15 characters without spaces, '/', ':' or '%'`,
-      'IVSHM_ERR_INVALID_ARGUMENT',
-    );
+    throw new InvalidArgumentError(
+      `TAP name ${JSON.stringify(name)} is not a valid interface name: use 1-15 characters without spaces, '/', ':' or '%'`);
   }
 }
 
 export function parseMac(mac: string | Uint8Array): Buffer {
   if (typeof mac !== 'string') {
-    if (mac.byteLength !== 6) throw new ConfigError(`MAC must be 6 bytes, got ${mac.byteLength}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (mac.byteLength !== 6) throw new InvalidArgumentError(`MAC must be 6 bytes, got ${mac.byteLength}`);
     return Buffer.from(mac);
   }
   const m = /^([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})[:-]([0-9a-f]{2})$/i.exec(mac);
-  if (!m) throw new ConfigError(`MAC ${JSON.stringify(mac)} is not of the form 02:00:00:00:00:01`, 'IVSHM_ERR_INVALID_ARGUMENT');
+  if (!m) throw new InvalidArgumentError(`MAC ${JSON.stringify(mac)} is not of the form 02:00:00:00:00:01`);
   const b = Buffer.from(m.slice(1, 7).map((h) => parseInt(h, 16)));
   if ((b[0]! & 1) !== 0) {
-    throw new ConfigError(`MAC ${mac} is a multicast address; an interface needs a unicast MAC (even first byte, e.g. 02:...)`,
-      'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`MAC ${mac} is a multicast address; an interface needs a unicast MAC (even first byte, e.g. 02:...)`);
   }
-  if (b.every((x) => x === 0)) throw new ConfigError(`MAC ${mac} is all zeros`, 'IVSHM_ERR_INVALID_ARGUMENT');
+  if (b.every((x) => x === 0)) throw new InvalidArgumentError(`MAC ${mac} is all zeros`);
   return b;
 }
 
 export const formatMac = (b: Uint8Array): string => Array.from(b.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join(':');
 
-function osError(call: string, what: string, hint = ''): OsError {
+function callError(call: string, what: string, hint = ''): OsError {
   const code = errno();
-  const perm = code === E.EPERM || code === E.EACCES;
-  return new OsError(call, code, `${call}(${what}) failed: ${errnoName(code)}${hint ? `; ${hint}` : ''}`,
-    perm ? 'IVSHM_ERR_PERMISSION' : 'IVSHM_ERR_OS');
+  return osError(call, code, `${call}(${what}) failed: ${errnoName(code)}${hint ? `; ${hint}` : ''}`);
 }
 
 /** Open /dev/net/tun with a message that says what is missing. */
@@ -114,15 +109,13 @@ function openTunDev(): number {
   if (fd >= 0) return fd;
   const code = errno();
   if (code === E.ENOENT || code === E.ENODEV || code === E.ENXIO) {
-    throw new OsError('open', code, `/dev/net/tun is missing (${errnoName(code)}): load the tun module (modprobe tun) ` +
-      'or create the node (mkdir -p /dev/net && mknod /dev/net/tun c 10 200); in a container, pass --device /dev/net/tun',
-    'IVSHM_ERR_NOT_SUPPORTED');
+    throw new NotSupportedError(`/dev/net/tun is missing (${errnoName(code)}): load the tun module (modprobe tun) ` +
+      'or create the node (mkdir -p /dev/net && mknod /dev/net/tun c 10 200); in a container, pass --device /dev/net/tun');
   }
   if (code === E.EPERM || code === E.EACCES) {
-    throw new OsError('open', code, `cannot open /dev/net/tun (${errnoName(code)}): creating a TAP device needs root or CAP_NET_ADMIN`,
-      'IVSHM_ERR_PERMISSION');
+    throw new PermissionError('open', code, `cannot open /dev/net/tun (${errnoName(code)}): creating a TAP device needs root or CAP_NET_ADMIN`);
   }
-  throw osError('open', '/dev/net/tun');
+  throw callError('open', '/dev/net/tun');
 }
 
 function ifreq(name: string): Buffer {
@@ -139,9 +132,9 @@ export function ipCommand(netns: string | undefined, args: string[]): string {
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string };
     if (e.code === 'ENOENT') {
-      throw new IvshmError('IVSHM_ERR_NOT_SUPPORTED', 'the `ip` command (iproute2) is needed to set interface addresses: install iproute2');
+      throw new NotSupportedError('the `ip` command (iproute2) is needed to set interface addresses: install iproute2');
     }
-    throw new ConfigError(`ip ${argv.join(' ')} failed: ${(e.stderr ?? e.message).toString().trim()}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`ip ${argv.join(' ')} failed: ${(e.stderr ?? e.message).toString().trim()}`);
   }
 }
 
@@ -149,7 +142,7 @@ export function ipCommand(netns: string | undefined, args: string[]): string {
 export function checkCidr(cidr: string): { family: 4 | 6; address: string; prefix: number } {
   const m = /^([^/]+)\/(\d{1,3})$/.exec(cidr);
   const bad = () =>
-    new ConfigError(`address ${JSON.stringify(cidr)} is not ADDRESS/PREFIX (e.g. 10.0.0.1/24 or fd00::1/64)`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    new InvalidArgumentError(`address ${JSON.stringify(cidr)} is not ADDRESS/PREFIX (e.g. 10.0.0.1/24 or fd00::1/64)`);
   if (!m) throw bad();
   const address = m[1]!;
   const prefix = Number(m[2]);
@@ -202,13 +195,13 @@ export class TapDevice {
     if (opts.netns !== undefined) checkNetnsName(opts.netns);
     const mac = opts.mac === undefined ? undefined : parseMac(opts.mac);
     if (opts.mtu !== undefined && (!Number.isInteger(opts.mtu) || opts.mtu < 68 || opts.mtu > 65535)) {
-      throw new ConfigError(`MTU ${opts.mtu} is out of range 68..65535`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`MTU ${opts.mtu} is out of range 68..65535`);
     }
     // The TAP belongs to the namespace of the thread that opens /dev/net/tun,
     // and the control socket to the one it is created in: both inside.
     const { fd, ctl, created } = withNetns(opts.netns, () => {
       const ctl = c.socket(AF_INET, K.SOCK_DGRAM | K.SOCK_CLOEXEC, 0) as number;
-      if (ctl < 0) throw osError('socket', 'AF_INET control socket');
+      if (ctl < 0) throw callError('socket', 'AF_INET control socket');
       let fd = -1;
       try {
         const probe = ifreq(opts.name);
@@ -223,8 +216,7 @@ export class TapDevice {
           if (code === E.EPERM || code === E.EACCES) hint = 'creating or attaching a TAP device needs root or CAP_NET_ADMIN';
           else if (code === E.EBUSY) hint = `${opts.name}${where} is already attached to another process; stop it or pick another --tap name`;
           else if (code === E.EINVAL) hint = `an interface ${opts.name} exists${where} and is not a TAP device (or was created with other flags); pick another --tap name`;
-          throw new OsError('ioctl', code, `TUNSETIFF(${opts.name}${where}) failed: ${errnoName(code)}${hint ? `; ${hint}` : ''}`,
-            code === E.EPERM || code === E.EACCES ? 'IVSHM_ERR_PERMISSION' : 'IVSHM_ERR_OS');
+          throw osError('ioctl', code, `TUNSETIFF(${opts.name}${where}) failed: ${errnoName(code)}${hint ? `; ${hint}` : ''}`);
         }
         return { fd, ctl, created: !existed };
       } catch (err) {
@@ -238,10 +230,10 @@ export class TapDevice {
       setNonBlocking(fd);
       if (opts.vnetHdr) {
         const sz = new Int32Array([VNET_HDR_LEN]);
-        if ((c.ioctl_ptr(fd, TUNSETVNETHDRSZ, sz) as number) < 0) throw osError('ioctl', `TUNSETVNETHDRSZ ${opts.name}`);
+        if ((c.ioctl_ptr(fd, TUNSETVNETHDRSZ, sz) as number) < 0) throw callError('ioctl', `TUNSETVNETHDRSZ ${opts.name}`);
         // No offloads: the kernel hands us complete frames with valid checksums,
         // which is what an ivshmem-net peer expects on the wire (c.4 step 5).
-        if ((c.ioctl_int(fd, TUNSETOFFLOAD, 0) as number) < 0) throw osError('ioctl', `TUNSETOFFLOAD ${opts.name}`);
+        if ((c.ioctl_int(fd, TUNSETOFFLOAD, 0) as number) < 0) throw callError('ioctl', `TUNSETOFFLOAD ${opts.name}`);
       }
       tap.setCarrier(opts.carrier ?? false);
       if (opts.mtu !== undefined) tap.setMtu(opts.mtu);
@@ -261,7 +253,7 @@ export class TapDevice {
     if ((c.ioctl_ptr(this.ctl, req, b) as number) < 0) {
       const code = errno();
       if (code === E.ENODEV) throw this.vanishedError(what);
-      throw osError('ioctl', `${what} ${this.name}`,
+      throw callError('ioctl', `${what} ${this.name}`,
         code === E.EPERM ? 'changing an interface needs root or CAP_NET_ADMIN'
           : code === E.EINVAL && req === SIOCSIFMTU ? `a TAP accepts MTUs ${68}..${TAP_MAX_MTU}` : '');
     }
@@ -286,7 +278,7 @@ export class TapDevice {
 
   setMtu(mtu: number): void {
     if (!Number.isInteger(mtu) || mtu < 68 || mtu > 65535) {
-      throw new ConfigError(`MTU ${mtu} is out of range 68..65535`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`MTU ${mtu} is out of range 68..65535`);
     }
     this.ioctlIfreq(SIOCSIFMTU, `SIOCSIFMTU ${mtu}`, (b) => b.writeInt32LE(mtu, 16));
   }
@@ -329,7 +321,7 @@ export class TapDevice {
     if ((c.ioctl_ptr(this.fd, TUNSETCARRIER, this.carrierArg) as number) < 0) {
       const code = errno();
       if (code === EBADFD) throw this.vanishedError('TUNSETCARRIER');
-      throw osError('ioctl', `TUNSETCARRIER ${this.name}`);
+      throw callError('ioctl', `TUNSETCARRIER ${this.name}`);
     }
   }
 

@@ -2,8 +2,8 @@
 // (qemu-ivshmem-notes.md §6). msghdr/iovec/cmsghdr are built by hand in one
 // C block, reused for every call (the event loop is single-threaded).
 import fs from 'node:fs';
-import { OsError } from '../errors.js';
-import { addressOf, allocBlock, c, errno, errnoName, E, fail, K } from './libc.js';
+import { InvalidArgumentError, OsError } from '../errors.js';
+import { addressOf, allocBlock, c, errno, errnoName, E, fail, K, osError } from './libc.js';
 
 export const MAX_FDS_PER_MESSAGE = 253; // SCM_MAX_FD
 export const MAX_MESSAGE = 65536;
@@ -33,7 +33,7 @@ function setupMsghdr(dataLen: number, controlLen: number): void {
 function sockaddrUn(path: string): Buffer {
   const p = Buffer.from(path);
   if (p.length >= 108) {
-    throw new RangeError(`socket path is ${p.length} bytes; AF_UNIX allows at most 107: use a shorter path`);
+    throw new InvalidArgumentError(`socket path ${path} is ${p.length} bytes; a UNIX socket path holds at most 107: use a shorter path`);
   }
   const sa = Buffer.alloc(110);
   sa.writeUInt16LE(K.AF_UNIX, 0);
@@ -107,7 +107,7 @@ export function unixConnect(path: string, kind: SocketKind): number {
 }
 
 function connectError(path: string, e: number, hint: string): OsError {
-  return new OsError('connect', e, `connect(${path}) failed: ${errnoName(e)}${hint ? `; ${hint}` : ''}`, e === E.EACCES ? 'IVSHM_ERR_PERMISSION' : 'IVSHM_ERR_OS');
+  return osError('connect', e, `connect(${path}) failed: ${errnoName(e)}${hint ? `; ${hint}` : ''}`);
 }
 
 /** Accept one pending connection; -1 when none is pending. */
@@ -128,8 +128,8 @@ export function unixSocketPair(kind: SocketKind): [number, number] {
 
 /** sendmsg with optional fds. Returns 0, or the errno (EAGAIN, EPIPE, ...). */
 export function sendMessage(fd: number, data: Uint8Array, fds: readonly number[] = []): number {
-  if (data.byteLength > MAX_MESSAGE) throw new RangeError(`message of ${data.byteLength} bytes exceeds ${MAX_MESSAGE}`);
-  if (fds.length > MAX_FDS_PER_MESSAGE) throw new RangeError(`${fds.length} fds exceed SCM_MAX_FD`);
+  if (data.byteLength > MAX_MESSAGE) throw new InvalidArgumentError(`message of ${data.byteLength} bytes exceeds ${MAX_MESSAGE}`);
+  if (fds.length > MAX_FDS_PER_MESSAGE) throw new InvalidArgumentError(`${fds.length} fds exceed SCM_MAX_FD`);
   B.set(data, DATA_OFF);
   let controlLen = 0;
   if (fds.length) {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { ConfigError, IvshmError } from '../errors.js';
+import { ConfigError, ProtocolError, TimeoutError } from '../errors.js';
 
 export function runtimeBase(env: NodeJS.ProcessEnv = process.env): string {
   if (env.IVSHM_RUNTIME_DIR) return env.IVSHM_RUNTIME_DIR;
@@ -52,7 +52,7 @@ export function controlRequest<T = unknown>(socket: string, request: Record<stri
     let buf = '';
     const timer = setTimeout(() => {
       s.destroy();
-      reject(new IvshmError('IVSHM_ERR_TIMEOUT', `the supervisor at ${socket} did not answer within ${timeoutMs} ms`));
+      reject(new TimeoutError(`the supervisor at ${socket} did not answer within ${timeoutMs} ms`));
     }, timeoutMs);
     s.on('connect', () => s.write(`${JSON.stringify(request)}\n`));
     s.on('data', (d) => {
@@ -66,7 +66,7 @@ export function controlRequest<T = unknown>(socket: string, request: Record<stri
         if (reply.ok) resolve(reply.result as T);
         else reject(new ConfigError(reply.error ?? 'the supervisor refused the request'));
       } catch {
-        reject(new IvshmError('IVSHM_ERR_PROTOCOL', `the supervisor at ${socket} sent an unreadable answer`));
+        reject(new ProtocolError(`the supervisor at ${socket} sent an unreadable answer`));
       }
     });
     s.on('error', (err: NodeJS.ErrnoException) => {

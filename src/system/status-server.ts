@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';
-import { ConfigError } from '../errors.js';
+import { ConfigError, InvalidArgumentError } from '../errors.js';
 import type { Supervisor } from './supervisor.js';
 
 /** The page lives next to the sources (no build step); dist/ code finds it from there. */
@@ -21,7 +21,7 @@ function dashboardFile(): string {
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:\[([0-9a-f:]+)\]|([^:]+)):(\d{1,5})$/i.exec(text) ?? /^()()(\d{1,5})$/.exec(text);
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new ConfigError(`--http ${text}: give HOST:PORT, e.g. 127.0.0.1:8080 (port 0 picks a free one)`, 'IVSHM_ERR_INVALID_ARGUMENT');
+  if (!m || port > 65535) throw new InvalidArgumentError(`--http ${text}: give HOST:PORT, e.g. 127.0.0.1:8080 (port 0 picks a free one)`);
   return { host: m[1] || m[2] || '127.0.0.1', port };
 }
 
@@ -54,7 +54,7 @@ export class StatusServer {
     });
     await new Promise<void>((resolve, reject) => {
       this.server!.once('error', (err: NodeJS.ErrnoException) =>
-        reject(new ConfigError(`--http ${host}:${port}: cannot listen (${err.code}); choose another port`, 'IVSHM_ERR_INVALID_ARGUMENT')),
+        reject(new InvalidArgumentError(`--http ${host}:${port}: cannot listen (${err.code}); choose another port`)),
       );
       this.server!.listen(port, host, () => resolve());
     });

@@ -6,7 +6,7 @@
 // Size long (no loops), INDIRECT is refused (not negotiated), readable
 // segments come before writable ones, the total is < 2^32. A violation
 // latches the queue broken.
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { checkQueueSize, vringNeedEvent, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_INDIRECT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_F_WRITE, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_F_NO_NOTIFY } from './split-ring.js';
 import { u16View, u32View } from './views.js';
 import { bump, VIRTQ_VIOLATIONS, type ViolationCounters, type ViolationSink, type VirtqViolation } from './violation.js';
@@ -156,7 +156,7 @@ export class VirtqDevice {
   /** Return a popped chain with `len` bytes written (not visible until publishUsed()). */
   push(head: number, len: number): void {
     if (!Number.isInteger(head) || head < 0 || head >= this.num || this.inFlight[head] === 0) {
-      throw new ConfigError(`${this.name}: push of descriptor ${head}, which this device does not hold`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`${this.name}: push of descriptor ${head}, which this device does not hold`);
     }
     this.inFlight[head] = 0;
     const slot = (this.usedIdx & this.mask) << 1;

@@ -3,7 +3,7 @@
 // reads the device's used ring. Everything the driver posted is kept in
 // private shadow state (Linux desc_extra): freeing a chain, checking a used
 // id and computing lengths never trust bytes read back from shared memory.
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 import { checkQueueSize, vringNeedEvent, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_F_NEXT, VIRTQ_DESC_SIZE, VIRTQ_USED_ELEM_SIZE, VIRTQ_USED_F_NO_NOTIFY } from './split-ring.js';
 import { u16View, u32View } from './views.js';
 import { bump, VIRTQ_VIOLATIONS, type ViolationCounters, type ViolationSink, type VirtqViolation } from './violation.js';
@@ -169,7 +169,7 @@ export class VirtqDriver {
 
   private checkSegment(addr: number, len: number): void {
     if (!Number.isSafeInteger(addr) || addr < 0 || !Number.isInteger(len) || len < 0 || len > 0xffffffff) {
-      throw new ConfigError(`${this.name}: buffer ${addr}+${len} is not a valid address/length`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`${this.name}: buffer ${addr}+${len} is not a valid address/length`);
     }
   }
 
@@ -194,13 +194,13 @@ export class VirtqDriver {
   addChain(segments: readonly DriverSegment[], token?: unknown): number {
     const count = segments.length;
     if (count === 0 || count > this.num) {
-      throw new ConfigError(`${this.name}: a chain needs 1..${this.num} segments, got ${count}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      throw new InvalidArgumentError(`${this.name}: a chain needs 1..${this.num} segments, got ${count}`);
     }
     let seenWrite = false;
     for (const s of segments) {
       this.checkSegment(s.addr, s.len);
       if (s.write) seenWrite = true;
-      else if (seenWrite) throw new ConfigError(`${this.name}: device-readable segments must come before writable ones`, 'IVSHM_ERR_INVALID_ARGUMENT');
+      else if (seenWrite) throw new InvalidArgumentError(`${this.name}: device-readable segments must come before writable ones`);
     }
     if (this.broken !== null || this.numFree < count) return -1;
     const head = this.freeHead;

@@ -1,7 +1,7 @@
 // virtio 1.2 split virtqueue: constants, byte layout and the event-index
 // rule (anchors.md §1.7; virtio-spec v1.2 split-ring.tex). Everything is
 // little-endian; indices are free-running 16-bit counters that wrap.
-import { ConfigError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
 
 export const VIRTQ_DESC_F_NEXT = 1;
 export const VIRTQ_DESC_F_WRITE = 2;
@@ -55,7 +55,7 @@ export interface SplitRingLayout {
 
 export function checkQueueSize(num: number, what: string): void {
   if (!isPowerOfTwo(num) || num > VIRTQ_MAX_SIZE) {
-    throw new ConfigError(`${what}: queue size ${num} must be a power of 2 in 1..${VIRTQ_MAX_SIZE} (virtio 1.2 split ring)`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`${what}: queue size ${num} must be a power of 2 in 1..${VIRTQ_MAX_SIZE} (virtio 1.2 split ring)`);
   }
 }
 
@@ -63,7 +63,7 @@ export function checkQueueSize(num: number, what: string): void {
 export function splitRingAreas(num: number, desc: number, avail: number, used: number): SplitRingLayout {
   checkQueueSize(num, 'split ring');
   if (desc % 16 || avail % 2 || used % 4) {
-    throw new ConfigError(`split ring areas must be aligned (desc 16, avail 2, used 4); got ${desc}, ${avail}, ${used}`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`split ring areas must be aligned (desc 16, avail 2, used 4); got ${desc}, ${avail}, ${used}`);
   }
   return {
     num,

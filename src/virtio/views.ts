@@ -7,20 +7,20 @@
 // a following Atomics.load cannot move above it, which is the full barrier
 // virtio asks for before reading the other side's event index).
 import os from 'node:os';
-import { ConfigError, IvshmError } from '../errors.js';
+import { InvalidArgumentError, NotSupportedError } from '../errors.js';
 
 if (os.endianness() !== 'LE') {
   // virtio rings are little-endian; the typed arrays below use host order.
-  throw new IvshmError('IVSHM_ERR_NOT_SUPPORTED', 'ivshm virtqueues need a little-endian host');
+  throw new NotSupportedError('ivshm virtqueues need a little-endian host');
 }
 
 function check(bytes: Uint8Array, offset: number, length: number, align: number, what: string): number {
   const abs = bytes.byteOffset + offset;
   if (!Number.isInteger(offset) || offset < 0 || length < 0 || offset + length > bytes.byteLength) {
-    throw new ConfigError(`${what}: ${length} bytes at offset ${offset} do not fit the ${bytes.byteLength}-byte section`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`${what}: ${length} bytes at offset ${offset} do not fit the ${bytes.byteLength}-byte section`);
   }
   if (abs % align !== 0) {
-    throw new ConfigError(`${what}: offset ${offset} is not ${align}-byte aligned in memory`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    throw new InvalidArgumentError(`${what}: offset ${offset} is not ${align}-byte aligned in memory`);
   }
   return abs;
 }

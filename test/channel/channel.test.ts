@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Channel, type PeerDownEvent, type PeerUpEvent } from '../../src/channel/index.js';
-import { ConfigError } from '../../src/errors.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 import { link, payload, sha, tick, until } from './helpers.js';
 import type { WaitMode } from '../../src/channel/wait-modes.js';
 
@@ -186,8 +186,8 @@ test('oversized messages and bad options are refused with a clear error', { time
   const l = link(2, '16K');
   const ep = l.join(0);
   const a = new Channel(ep);
-  await assert.rejects(a.send(Buffer.alloc(a.maxMessageSize + 1)), (e) => e instanceof ConfigError && /larger --output-size/.test(e.message));
-  assert.throws(() => a.trySend(Buffer.alloc(a.maxMessageSize + 1)), ConfigError);
+  await assert.rejects(a.send(Buffer.alloc(a.maxMessageSize + 1)), (e) => e instanceof InvalidArgumentError && /larger --output-size/.test(e.message));
+  assert.throws(() => a.trySend(Buffer.alloc(a.maxMessageSize + 1)), InvalidArgumentError);
   a.close();
   const bad = new (await import('../../src/ivshmem/local-link.js')).LocalLink({ peers: 2, outputSize: '16K', protocol: 1 });
   assert.throws(() => new Channel(bad.join(0)), /user range/);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ConfigError } from '../../src/errors.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 import { memfdName, parseSize, regionLayout, resolveLinkParams } from '../../src/ivshmem/layout.js';
 
 test('sizes take K/M/G suffixes and hex, and are rounded up to the page', () => {
@@ -12,7 +12,7 @@ test('sizes take K/M/G suffixes and hex, and are rounded up to the page', () => 
   assert.equal(p.outputSize, 8192);
   assert.equal(p.rwSize, 4096);
   assert.equal(p.stateSize, 4096);
-  assert.throws(() => parseSize('12Q', '--output-size'), (e: unknown) => e instanceof ConfigError && /--output-size: "12Q" is not a size/.test(e.message));
+  assert.throws(() => parseSize('12Q', '--output-size'), (e: unknown) => e instanceof InvalidArgumentError && /--output-size: "12Q" is not a size/.test(e.message));
 });
 
 test('limits: 2 <= peers <= 64, 1 <= vectors <= 16, protocol 0..0xFFFF', () => {
@@ -24,7 +24,7 @@ test('limits: 2 <= peers <= 64, 1 <= vectors <= 16, protocol 0..0xFFFF', () => {
     [{ peers: 2, protocol: 0x10000 }, /--protocol/],
     [{ peers: 2, name: 'bad name' }, /link name "bad name"/],
   ] as const) {
-    assert.throws(() => resolveLinkParams({ outputSize: 4096, ...o }), (e: unknown) => e instanceof ConfigError && msg.test(e.message));
+    assert.throws(() => resolveLinkParams({ outputSize: 4096, ...o }), (e: unknown) => e instanceof InvalidArgumentError && msg.test(e.message));
   }
   assert.equal(resolveLinkParams({ peers: 64, vectors: 16, protocol: '0xffff', outputSize: 0 }).protocol, 0xffff);
 });

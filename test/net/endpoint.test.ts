@@ -12,7 +12,7 @@ import {
   openNet,
   type NetEndpoint,
 } from '../../src/net/endpoint.js';
-import { ConfigError } from '../../src/errors.js';
+import { ConfigError, InvalidArgumentError } from '../../src/errors.js';
 import { checkFrame, makeFrame, netLink, runningPair, turns, until } from '../fixtures/net-util.js';
 
 const T = { timeout: 20000 };
@@ -290,8 +290,8 @@ describe('g.29 MTU rules', T, () => {
       const link = netLink(size);
       const a = openNet(link.join(0));
       assert.equal(a.mtu, def, `default for 0x${size.toString(16)}`);
-      assert.throws(() => a.setMtu(67), ConfigError);
-      assert.throws(() => a.setMtu(max + 1), ConfigError);
+      assert.throws(() => a.setMtu(67), InvalidArgumentError);
+      assert.throws(() => a.setMtu(max + 1), InvalidArgumentError);
       a.setMtu(max);
       assert.equal(a.mtu, max);
       a.setMtu(68);
@@ -299,13 +299,13 @@ describe('g.29 MTU rules', T, () => {
       assert.throws(() => a.setMtu(100), /only change while the interface is down/);
       a.down();
       a.setMtu(100);
-      assert.throws(() => openNet(link.join(1), { mtu: max + 1 }), ConfigError);
+      assert.throws(() => openNet(link.join(1), { mtu: max + 1 }), InvalidArgumentError);
     }
   });
   test('frames outside 14..MTU+18 are refused by send() and are violations on receive', async () => {
     const { a, b, devA, link } = await runningPair('64K', { mtu: 1500 });
-    assert.throws(() => a.send(Buffer.alloc(13)), ConfigError);
-    assert.throws(() => a.send(Buffer.alloc(1519)), ConfigError);
+    assert.throws(() => a.send(Buffer.alloc(13)), InvalidArgumentError);
+    assert.throws(() => a.send(Buffer.alloc(1519)), InvalidArgumentError);
     assert.ok(a.send(Buffer.alloc(1518)));
     void devA;
     void link;

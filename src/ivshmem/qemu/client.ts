@@ -17,7 +17,7 @@
 // it sends can crash this process: a malformed handshake rejects
 // connectQemu() with a ProtocolError, a malformed message later closes the
 // endpoint with the reason in `close` and in `protocolError`.
-import { ClosedError, ConfigError, IvshmError, OsError, ProtocolError } from '../../errors.js';
+import { ClosedError, InvalidArgumentError, IvshmError, NotSupportedError, OsError, ProtocolError, TimeoutError } from '../../errors.js';
 import {
   closeFd,
   E,
@@ -176,7 +176,7 @@ export function connectQemu(opts: ConnectQemuOptions): Promise<QemuEndpoint> {
   const socket = opts.socket;
   const want = opts.vectors;
   if (want !== undefined && (!Number.isInteger(want) || want < 1 || want > IVSHMEM_MAX_VECTORS)) {
-    return Promise.reject(new ConfigError(`vectors: ${want} must be an integer in 1..${IVSHMEM_MAX_VECTORS} (the server's vector count)`, 'IVSHM_ERR_INVALID_ARGUMENT'));
+    return Promise.reject(new InvalidArgumentError(`vectors: ${want} must be an integer in 1..${IVSHMEM_MAX_VECTORS} (the server's vector count)`));
   }
   let sock: number;
   try {
@@ -207,7 +207,7 @@ export function connectQemu(opts: ConnectQemuOptions): Promise<QemuEndpoint> {
     };
     const timeoutMs = opts.timeoutMs ?? 10000;
     const timer = setTimeout(
-      () => fail(new IvshmError('IVSHM_ERR_TIMEOUT', `no complete ivshmem handshake from ${socket} within ${timeoutMs} ms (phase: ${session.phase}); is it a QEMU ivshmem server?`)),
+      () => fail(new TimeoutError(`no complete ivshmem handshake from ${socket} within ${timeoutMs} ms (phase: ${session.phase}); is it a QEMU ivshmem server?`)),
       timeoutMs,
     );
     const watch = watchReadable(sock, () => {
@@ -358,9 +358,7 @@ export class QemuEndpoint extends EndpointBase implements IvshmemEndpoint {
     return 0;
   }
   setState(_value: number): void {
-    throw new IvshmError(
-      'IVSHM_ERR_NOT_SUPPORTED',
-      `QEMU ivshmem v1 (${this.name}) has no State Table; use a native ivshm link for state handshakes, or keep state in the shared memory`,
+    throw new NotSupportedError(`QEMU ivshmem v1 (${this.name}) has no State Table; use a native ivshm link for state handshakes, or keep state in the shared memory`,
     );
   }
   /** No State Table in v1: every entry reads 0, as for an absent peer. */

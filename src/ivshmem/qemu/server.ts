@@ -8,7 +8,7 @@
 // are the isolated alternative.
 import { EventEmitter } from 'node:events';
 import fs from 'node:fs';
-import { ConfigError, IvshmError } from '../../errors.js';
+import { BusyError, InvalidArgumentError } from '../../errors.js';
 import {
   addSeals,
   closeFd,
@@ -99,10 +99,10 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
 
   constructor(opts: QemuServerOptions) {
     super();
-    if (!opts.socket) throw new ConfigError('qemu-server needs --socket PATH', 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (!opts.socket) throw new InvalidArgumentError('qemu-server needs --socket PATH');
     this.socketPath = opts.socket;
     const requested = parseSize(opts.size ?? QEMU_DEFAULT_SIZE, '--size');
-    if (requested > QEMU_MAX_SIZE) throw new ConfigError(`--size ${requested} exceeds ${QEMU_MAX_SIZE} bytes`, 'IVSHM_ERR_INVALID_ARGUMENT');
+    if (requested > QEMU_MAX_SIZE) throw new InvalidArgumentError(`--size ${requested} exceeds ${QEMU_MAX_SIZE} bytes`);
     this.size = qemuShmSize(Math.max(requested, 1));
     this.vectors = parseIntIn(opts.vectors ?? 1, 1, IVSHMEM_MAX_VECTORS, '--vectors');
     this.shmPath = opts.shm !== undefined ? shmPath(opts.shm) : null;
@@ -112,7 +112,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
 
   /** Create the memory, listen. Resolves when clients can connect. */
   async start(): Promise<void> {
-    if (this.state !== 'new') throw new IvshmError('IVSHM_ERR_BUSY', `QEMU ivshmem server on ${this.socketPath} was already started`);
+    if (this.state !== 'new') throw new BusyError(`QEMU ivshmem server on ${this.socketPath} was already started`);
     if (this.shmName !== undefined) {
       this.shmFd = shmCreate(this.shmName, this.size).fd;
     } else {
@@ -203,7 +203,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
 
   private admit(sock: number): void {
     const id = this.nextId();
-    if (id < 0) throw new IvshmError('IVSHM_ERR_BUSY', 'all 65536 peer IDs are in use');
+    if (id < 0) throw new BusyError('all 65536 peer IDs are in use');
     const vectors: number[] = [];
     try {
       for (let v = 0; v < this.vectors; v++) vectors.push(eventfdCreate());
