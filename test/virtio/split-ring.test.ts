@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { splitRingAreas, splitRingLayout, vringNeedEvent, vringSize } from '../../src/virtio/split-ring.js';
-import { ConfigError } from '../../src/errors.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 
 describe('split ring layout', () => {
   test('field offsets of the legacy packing (N=32, align 64)', () => {
@@ -26,10 +26,10 @@ describe('split ring layout', () => {
     );
   });
   test('queue size must be a power of 2 <= 32768; areas aligned', () => {
-    for (const n of [0, 3, 100, 65536]) assert.throws(() => splitRingLayout(n, 64), ConfigError);
-    assert.throws(() => splitRingAreas(8, 8, 0x100, 0x200), ConfigError);
-    assert.throws(() => splitRingAreas(8, 0, 0x101, 0x200), ConfigError);
-    assert.throws(() => splitRingAreas(8, 0, 0x100, 0x202), ConfigError);
+    for (const n of [0, 3, 100, 65536]) assert.throws(() => splitRingLayout(n, 64), InvalidArgumentError);
+    assert.throws(() => splitRingAreas(8, 8, 0x100, 0x200), InvalidArgumentError);
+    assert.throws(() => splitRingAreas(8, 0, 0x101, 0x200), InvalidArgumentError);
+    assert.throws(() => splitRingAreas(8, 0, 0x100, 0x202), InvalidArgumentError);
   });
 });
 
