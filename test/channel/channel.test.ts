@@ -4,7 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Channel, type PeerDownEvent, type PeerUpEvent } from '../../src/channel/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { link, payload, sha, tick, until } from './helpers.js';
+import { link, payload, sha, tick } from './helpers.js';
+import { until } from '../helpers/wait.js';
 import type { WaitMode } from '../../src/channel/wait-modes.js';
 
 for (const mode of ['event', 'poll', 'hybrid'] as WaitMode[]) {

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { Broker } from '../../src/ivshmem/broker.js';
 import { connect } from '../../src/ivshmem/device.js';
 import { Channel, Publisher, IVSHM_PROTO_CHANNEL, type PeerDownEvent } from '../../src/channel/index.js';
-import { payload, sha, tick, until } from './helpers.js';
+import { payload, sha, tick } from './helpers.js';
+import { until } from '../helpers/wait.js';
 import type { WaitMode } from '../../src/channel/wait-modes.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/channel-peer.js', import.meta.url));

@@ -20,11 +20,3 @@ export function payload(stream: number, i: number, maxSize = 3000): Buffer {
 export const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
 export const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-export async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await tick(1);
-  }
-}

@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Publisher, Subscriber, Sample } from '../../src/channel/index.js';
-import { link, payload, sha, tick, until } from './helpers.js';
+import { link, payload, sha, tick } from './helpers.js';
+import { until } from '../helpers/wait.js';
 
 test('block policy: every subscriber gets every sample, in order, intact', { timeout: 30000 }, async () => {
   const l = link(5, '64K');

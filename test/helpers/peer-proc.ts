@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { until, Waker } from './wait.js';
 
 /** dist/test/helpers -> dist/src/cli/main.js */
 export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -29,7 +30,7 @@ export class PeerProc {
   readonly child: ChildProcess;
   readonly events: PeerEvent[] = [];
   readonly stderr: string[] = [];
-  private waiters: (() => void)[] = [];
+  private readonly waker = new Waker();
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 
   private constructor(child: ChildProcess) {
@@ -40,13 +41,11 @@ export class PeerProc {
       } catch {
         this.events.push({ event: 'non-json', line });
       }
-      for (const w of this.waiters.splice(0)) w();
+      this.waker.wake();
     });
     child.stderr!.on('data', (d: Buffer) => this.stderr.push(d.toString()));
     this.exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
-    void this.exited.then(() => {
-      for (const w of this.waiters.splice(0)) w();
-    });
+    void this.exited.then(() => this.waker.wake());
   }
 
   /** Start `ivshm peer --json` (or another CLI command line) and wait for its 'joined' line. */
@@ -68,23 +67,12 @@ export class PeerProc {
 
   /** Wait for the first event at or after `from` that satisfies `pred`. */
   async waitFor(pred: (e: PeerEvent) => boolean, what: string, timeoutMs = 10000, from = 0): Promise<PeerEvent> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = this.events.slice(from).find(pred);
-      if (hit) return hit;
-      if (this.child.exitCode !== null || this.child.signalCode !== null) {
-        throw new Error(`peer process exited (${this.child.exitCode ?? this.child.signalCode}) while waiting for ${what}; stderr: ${this.stderr.join('')}`);
-      }
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`watchdog: no ${what} within ${timeoutMs} ms; events: ${JSON.stringify(this.events.slice(-8))}`);
-      await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, Math.min(left, 200));
-        this.waiters.push(() => {
-          clearTimeout(t);
-          resolve();
-        });
-      });
-    }
+    return until(() => this.events.slice(from).find(pred), what, {
+      timeoutMs,
+      waker: this.waker,
+      state: () => ({ events: this.events.slice(-8) }),
+      abort: () => (this.child.exitCode !== null || this.child.signalCode !== null) && `peer process exited (${this.child.exitCode ?? this.child.signalCode}); stderr: ${this.stderr.join('')}`,
+    });
   }
 
   /** Send a command and wait for its reply line (ok / read / dump / error). */
@@ -113,15 +101,4 @@ const live = new Set<PeerProc>();
 /** Kill every peer process a test started (use in t.after / after()). */
 export async function stopAllPeers(): Promise<void> {
   await Promise.all([...live].map((p) => p.stop()));
-}
-
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Poll `cond` until true; fail with `what` after `timeoutMs` (a watchdog, not a speed assertion). */
-export async function until(cond: () => boolean, what: string, timeoutMs = 10000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`watchdog: ${what} did not happen within ${timeoutMs} ms`);
-    await sleep(10);
-  }
 }

@@ -10,7 +10,8 @@ import fc from 'fast-check';
 import { LocalLink, type LocalEndpoint } from '../../src/ivshmem/local-link.js';
 import { Channel, Publisher, Subscriber, IVSHM_PROTO_CHANNEL } from '../../src/channel/index.js';
 import * as L from '../../src/channel/layout.js';
-import { payload, sha, tick, until } from '../channel/helpers.js';
+import { payload, sha, tick } from '../channel/helpers.js';
+import { until } from '../helpers/wait.js';
 
 const OUT = 16384;
 

@@ -13,6 +13,7 @@ import { Broker } from '../../src/ivshmem/broker.js';
 import { connect } from '../../src/ivshmem/device.js';
 import { openNet } from '../../src/net/endpoint.js';
 import { checkFrame } from '../fixtures/net-util.js';
+import { until } from '../helpers/wait.js';
 
 const PEER = new URL('../fixtures/net-hostile-peer.js', import.meta.url).pathname;
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -62,8 +63,9 @@ test('hostile peer process: victim never throws, counts violations, recovers, th
     child.on('exit', (code) => reject(new Error(`hostile peer exited with ${code}`)));
   });
   // Let the victim take the last legit frames.
-  const until = Date.now() + 10000;
-  while (finals.filter((s) => s >= 0).length < 200 && Date.now() < until) await new Promise((r) => setTimeout(r, 5));
+  await until(() => finals.filter((s) => s >= 0).length >= 200, 'the 200 legit frames of the final phase', {
+    state: () => ({ finals: finals.length, last: finals.slice(-10), badLengths, uncaught: uncaught.map(String) }),
+  });
   child.stdin!.write('quit\n');
 
   const c = victim.counters();

@@ -26,6 +26,7 @@ import type { IvshmemEndpoint } from '../../src/ivshmem/endpoint.js';
 import { openNet, type NetEndpoint } from '../../src/net/endpoint.js';
 import { ivshmNetSizing, type NetSizing } from '../../src/net/sizing.js';
 import { checkFrame, makeFrame } from '../fixtures/net-util.js';
+import { until, WaitTimeout } from '../helpers/wait.js';
 
 export interface HostileOptions {
   seed: number;
@@ -75,6 +76,9 @@ async function turns(n: number) {
 
 class Failure extends Error {}
 
+/** Waits are counted in event-loop turns, not time, so a seed fails the same way on any machine. */
+const WAIT_TURNS = 4000;
+
 const SIZES = [0x1000, 0x4000, 0x10000];
 const MTU = (s: NetSizing) => Math.min(1500, s.maxMtu);
 
@@ -105,7 +109,7 @@ export async function runHostile(o: HostileOptions): Promise<HostileReport> {
       try {
         await oneLink(r, size, report, log, () => report.rounds < maxRounds && Date.now() < deadline);
       } catch (err) {
-        report.failures.push(err instanceof Failure ? err.message : `victim threw: ${err instanceof Error ? err.stack : String(err)}`);
+        report.failures.push(err instanceof Failure || err instanceof WaitTimeout ? err.message : `victim threw: ${err instanceof Error ? err.stack : String(err)}`);
       }
     }
   } finally {
@@ -187,16 +191,10 @@ function startAttacker(w: World, r: Rng): void {
   w.attacker.up();
 }
 
-async function waitFor(cond: () => boolean, what: string, maxTurns = 4000): Promise<void> {
-  for (let i = 0; i < maxTurns; i++) {
-    if (cond()) return;
-    await turn();
-  }
-  throw new Failure(`did not reach: ${what}`);
-}
+const handshakeState = (w: World): string => `victim ${w.victim.localState}/${w.victim.peerState}, attacker ${w.attacker.localState}/${w.attacker.peerState}`;
 
 async function handshake(w: World, report: HostileReport, r: Rng): Promise<void> {
-  await waitFor(() => w.victim.carrier && w.attacker.carrier, `handshake (victim ${w.victim.localState}/${w.victim.peerState}, attacker ${w.attacker.localState}/${w.attacker.peerState})`);
+  await until(() => w.victim.carrier && w.attacker.carrier, 'handshake', { turns: WAIT_TURNS, state: () => handshakeState(w) });
   void report;
   void r;
 }
@@ -216,7 +214,7 @@ async function legitExchange(w: World, r: Rng, report: HostileReport): Promise<v
       if (!w.victim.send(makeFrame(i, r.int(14, w.mtu + 18), 2))) await turns(3);
       if (r.chance(0.2)) await turns(1);
     }
-    await waitFor(() => w.delivered.length >= toVictim.length, `legit frames to the victim (${w.delivered.length}/${toVictim.length})`);
+    await until(() => w.delivered.length >= toVictim.length, 'legit frames to the victim', { turns: WAIT_TURNS, state: () => `${w.delivered.length}/${toVictim.length} delivered` });
     const seqs = w.delivered.map((f) => checkFrame(f));
     if (JSON.stringify(seqs) !== JSON.stringify(toVictim)) throw new Failure(`legit frames arrived as ${seqs.slice(0, 10)}... expected ${toVictim.slice(0, 10)}...`);
     report.legitFramesChecked += seqs.length;
@@ -388,7 +386,7 @@ async function targeted(w: World, r: Rng, report: HostileReport): Promise<void> 
   report.targeted++;
   report.mutations++;
   w.attackerDev.ring(0, w.attackerDev.vectors - 1);
-  await waitFor(() => (w.victim.counters().violations[reason] ?? 0) > before, `victim counts ${reason}`, 2000);
+  await until(() => (w.victim.counters().violations[reason] ?? 0) > before, `victim counts ${reason}`, { turns: 2000 });
   const after = w.victim.counters().violations[reason] ?? 0;
   if (after !== before + 1) throw new Failure(`${reason} counted ${after - before} times for one injection`);
   // A broken queue is recovered by renegotiation: the victim wrote RESET.
@@ -421,5 +419,5 @@ async function recover(w: World, r: Rng, report: HostileReport): Promise<void> {
     w.attacker.up();
   }
   report.recoveries++;
-  await waitFor(() => w.victim.carrier && w.attacker.carrier, `recovery handshake (victim ${w.victim.localState}/${w.victim.peerState}, attacker ${w.attacker.localState}/${w.attacker.peerState})`);
+  await until(() => w.victim.carrier && w.attacker.carrier, 'recovery handshake', { turns: WAIT_TURNS, state: () => handshakeState(w) });
 }

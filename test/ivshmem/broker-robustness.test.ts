@@ -13,7 +13,8 @@ import { Broker } from '../../src/ivshmem/broker.js';
 import { encodeHello, encodeMapped, encodeSetState, MSG } from '../../src/ivshmem/control-protocol.js';
 import { connect } from '../../src/ivshmem/device.js';
 import { closeFd, eventfdCreate, receiveMessage, sendMessage, unixConnect } from '../../src/sys/index.js';
-import { CLI, PeerProc, sleep, stopAllPeers, tmpSocket, until } from '../helpers/peer-proc.js';
+import { CLI, PeerProc, stopAllPeers, tmpSocket } from '../helpers/peer-proc.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const socket = tmpSocket('robust');
 const logs: string[] = [];

@@ -7,7 +7,8 @@ import { Broker, type BrokerOptions } from '../../src/ivshmem/broker.js';
 import { connect } from '../../src/ivshmem/device.js';
 import { IVSHM_REG_DOORBELL, IVSHM_REG_ID, IVSHM_REG_INT_CONTROL, IVSHM_REG_MAX_PEERS, IVSHM_REG_STATE } from '../../src/ivshmem/endpoint-base.js';
 import { ConfigError, RefusedError } from '../../src/errors.js';
-import { PeerProc, sleep, stopAllPeers, tmpSocket, until } from '../helpers/peer-proc.js';
+import { PeerProc, stopAllPeers, tmpSocket } from '../helpers/peer-proc.js';
+import { sleep, until } from '../helpers/wait.js';
 
 const brokers: Broker[] = [];
 async function startBroker(o: Partial<BrokerOptions> & { peers: number }): Promise<Broker> {

@@ -8,7 +8,8 @@ import { once } from 'node:events';
 import { after, describe, test } from 'node:test';
 import { Broker } from '../../src/ivshmem/broker.js';
 import { connect, type Device } from '../../src/ivshmem/device.js';
-import { FIXTURES, tmpSocket, until } from '../helpers/peer-proc.js';
+import { FIXTURES, tmpSocket } from '../helpers/peer-proc.js';
+import { until } from '../helpers/wait.js';
 
 const RAW = FIXTURES + 'raw-peer.js';
 

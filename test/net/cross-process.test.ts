@@ -12,6 +12,7 @@ import readline from 'node:readline';
 import { after, describe, test } from 'node:test';
 import { Broker } from '../../src/ivshmem/broker.js';
 import type { NetCounters } from '../../src/net/counters.js';
+import { until, Waker } from '../helpers/wait.js';
 
 const PEER = new URL('../fixtures/net-peer.js', import.meta.url).pathname;
 const FRAMES = Number(process.env.IVSHM_NET_XPROC_FRAMES ?? 1_000_000);
@@ -35,28 +36,25 @@ interface Done {
 class Child {
   readonly lines: Record<string, unknown>[] = [];
   readonly stderr: string[] = [];
-  private waiters: (() => void)[] = [];
+  private readonly waker = new Waker();
   readonly proc: ChildProcess;
   constructor(args: string[]) {
     this.proc = spawn(process.execPath, [PEER, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     readline.createInterface({ input: this.proc.stdout! }).on('line', (l) => {
       this.lines.push(JSON.parse(l) as Record<string, unknown>);
-      for (const w of this.waiters.splice(0)) w();
+      this.waker.wake();
     });
     this.proc.stderr!.on('data', (d: Buffer) => this.stderr.push(d.toString()));
-    this.proc.on('exit', () => {
-      for (const w of this.waiters.splice(0)) w();
-    });
+    this.proc.on('exit', () => this.waker.wake());
   }
-  async waitFor(event: string): Promise<Record<string, unknown>> {
-    for (;;) {
-      const l = this.lines.find((x) => x.event === event);
-      if (l) return l;
-      if (this.proc.exitCode !== null || this.proc.signalCode !== null) {
-        throw new Error(`peer exited (${this.proc.exitCode ?? this.proc.signalCode}) before '${event}': ${this.stderr.join('')}`);
-      }
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
+  /** The test's own timeout (300 s) bounds the run; this watchdog sits just inside it. */
+  waitFor(event: string): Promise<Record<string, unknown>> {
+    return until(() => this.lines.find((x) => x.event === event), `'${event}' from the peer`, {
+      timeoutMs: 290_000,
+      waker: this.waker,
+      state: () => this.lines.slice(-3),
+      abort: () => (this.proc.exitCode !== null || this.proc.signalCode !== null) && `peer exited (${this.proc.exitCode ?? this.proc.signalCode}): ${this.stderr.join('')}`,
+    });
   }
 }
 

@@ -13,7 +13,8 @@ import {
   type NetEndpoint,
 } from '../../src/net/endpoint.js';
 import { ConfigError, InvalidArgumentError } from '../../src/errors.js';
-import { checkFrame, makeFrame, netLink, runningPair, turns, until } from '../fixtures/net-util.js';
+import { checkFrame, makeFrame, netLink, runningPair, turns } from '../fixtures/net-util.js';
+import { until } from '../helpers/wait.js';
 
 const T = { timeout: 20000 };
 

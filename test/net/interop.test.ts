@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { openNet } from '../../src/net/endpoint.js';
 import { ZephyrLikePeer, zephyrLayout } from '../fixtures/net-zephyr-like.js';
-import { checkFrame, makeFrame, netLink, turns, until } from '../fixtures/net-util.js';
+import { checkFrame, makeFrame, netLink, turns } from '../fixtures/net-util.js';
+import { until } from '../helpers/wait.js';
 import { ivshmNetSizing } from '../../src/net/sizing.js';
 
 describe('interop with an independent Zephyr-style peer', { timeout: 30000 }, () => {

@@ -6,8 +6,9 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { TapBridge, deriveMac } from '../../src/net/tap-bridge.js';
-import { ip, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag, waitFor } from '../fixtures/tap-netns.js';
+import { ip, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag } from '../fixtures/tap-netns.js';
 import { wirePair } from '../fixtures/tap-wire.js';
+import { until } from '../helpers/wait.js';
 
 const run = promisify(execFile);
 
@@ -41,7 +42,7 @@ test('bridge: carrier follows the link, ping both ways, oversized frames dropped
   assert.match(linkLine(nsA, a.tap.name), /NO-CARRIER/);
   la.setCarrier(true);
   lb.setCarrier(true);
-  await waitFor('carrier on both', () => /LOWER_UP/.test(linkLine(nsA, a.tap.name)) && /LOWER_UP/.test(linkLine(nsB, b.tap.name)));
+  await until(() => /LOWER_UP/.test(linkLine(nsA, a.tap.name)) && /LOWER_UP/.test(linkLine(nsB, b.tap.name)), 'carrier on both');
   await run('ip', ['netns', 'exec', nsA, 'ping', '-c', '3', '-i', '0.05', '-W', '2', '10.81.0.2']);
   await run('ip', ['netns', 'exec', nsB, 'ping', '-c', '3', '-i', '0.05', '-W', '2', '10.81.0.1']);
   assert.ok(a.counters().tapRxFrames > 0 && a.counters().tapTxFrames > 0);
@@ -50,12 +51,12 @@ test('bridge: carrier follows the link, ping both ways, oversized frames dropped
   // the link cannot carry. They are dropped and counted; pings that fit still work.
   ip(['-n', nsA, 'link', 'set', a.tap.name, 'mtu', '20000']);
   await run('ip', ['netns', 'exec', nsA, 'ping', '-c', '1', '-W', '1', '-s', '19000', '10.81.0.2']).catch(() => undefined);
-  await waitFor('oversize drop', () => a.counters().dropOversize > 0);
+  await until(() => a.counters().dropOversize > 0, 'oversize drop');
   assert.ok(logs.some((l) => /larger than the link MTU/.test(l)), logs.join('\n'));
   await run('ip', ['netns', 'exec', nsA, 'ping', '-c', '1', '-W', '2', '10.81.0.2']);
 
   la.setCarrier(false);
-  await waitFor('NO-CARRIER after the link drops', () => /NO-CARRIER/.test(linkLine(nsA, a.tap.name)));
+  await until(() => /NO-CARRIER/.test(linkLine(nsA, a.tap.name)), 'NO-CARRIER after the link drops');
   assert.equal(a.counters().carrierChanges, 2);
 });
 
@@ -64,10 +65,10 @@ test('bridge: back-pressure pauses TAP reading and resumes on writable without l
   const { nsA, la, lb, a } = bridges(t);
   la.setCarrier(true);
   lb.setCarrier(true);
-  await waitFor('carrier', () => /LOWER_UP/.test(linkLine(nsA, a.tap.name)));
+  await until(() => /LOWER_UP/.test(linkLine(nsA, a.tap.name)), 'carrier');
   la.room = 0;
   const p = run('ip', ['netns', 'exec', nsA, 'ping', '-c', '1', '-W', '5', '10.81.0.2']);
-  await waitFor('a pause', () => a.counters().backpressurePauses > 0);
+  await until(() => a.counters().backpressurePauses > 0, 'a pause');
   la.room = Infinity;
   la.emit('writable');
   await p;

@@ -5,7 +5,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
-import { ip, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag, waitFor, sleep } from '../fixtures/tap-netns.js';
+import { ip, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag } from '../fixtures/tap-netns.js';
+import { sleep, until } from '../helpers/wait.js';
 import { hasEvent, lastCarrier, socketPath, spawnCli, startBroker, startNet, type NetCell, type Proc } from '../fixtures/tap-cells.js';
 import { unprivilegedBlocked } from '../helpers/unprivileged.js';
 
@@ -60,8 +61,9 @@ async function twoCells(t: TestContext): Promise<{ sock: string; a: NetCell; b: 
   const broker = await startBroker(t, sock);
   const pa = startNet(t, sock, a);
   const pb = startNet(t, sock, b);
-  await waitFor('carrier up on both TAPs', () => carrierUp(a) && carrierUp(b), 20000).catch((e: Error) => {
-    throw new Error(`${e.message}\nA: ${linkLine(a.ns, a.tap)}\n${pa.text()}\nB: ${linkLine(b.ns, b.tap)}\n${pb.text()}\nbroker:\n${broker.text()}`);
+  await until(() => carrierUp(a) && carrierUp(b), 'carrier up on both TAPs', {
+    timeoutMs: 20000,
+    state: () => `\nA: ${linkLine(a.ns, a.tap)}\n${pa.text()}\nB: ${linkLine(b.ns, b.tap)}\n${pb.text()}\nbroker:\n${broker.text()}`,
   });
   return { sock, a, b, pa, pb, broker };
 }
@@ -88,7 +90,7 @@ test('ivshm net: ping both ways, 5 s of TCP, a UDP flood that does not wedge the
   await ping(b, a);
   // SIGUSR1 prints counters; SIGTERM prints them again and removes the TAP.
   pa.child.kill('SIGUSR1');
-  await waitFor('counters on SIGUSR1', () => pa.events.some((e) => e.event === 'counters' && e.why === 'SIGUSR1'));
+  await until(() => pa.events.some((e) => e.event === 'counters' && e.why === 'SIGUSR1'), 'counters on SIGUSR1');
   const c = pa.events.find((e) => e.event === 'counters') as { bridge: { tapRxFrames: number; tapTxFrames: number } };
   assert.ok(c.bridge.tapRxFrames > 0 && c.bridge.tapTxFrames > 0);
   pa.child.kill('SIGTERM');
@@ -96,7 +98,7 @@ test('ivshm net: ping both ways, 5 s of TCP, a UDP flood that does not wedge the
   assert.equal(ea.code, 0, pa.text());
   assert.ok(pa.events.some((e) => e.event === 'counters' && e.why === 'SIGTERM'));
   assertNoTap(a);
-  await waitFor('B sees carrier down after A left', () => carrierDown(b), 10000);
+  await until(() => carrierDown(b), 'B sees carrier down after A left', 10000);
   pb.child.kill('SIGINT');
   assert.equal((await pb.exited).code, 0, pb.text());
   assertNoTap(b);
@@ -113,20 +115,20 @@ test('ivshm net: kill -9 one side during iperf3, the other loses carrier; a rest
   t.after(() => {
     load.kill('SIGKILL');
   });
-  await waitFor('iperf3 traffic through A', () => {
+  await until(() => {
     pa.child.kill('SIGUSR1'); // answered by a counters line, seen on the next round
     const last = [...pa.events].reverse().find((e) => e.event === 'counters') as { bridge?: { tapRxBytes: number } } | undefined;
     return (last?.bridge?.tapRxBytes ?? 0) > 10_000_000;
-  }, 15000, 300);
+  }, 'iperf3 traffic through A', { timeoutMs: 15000, intervalMs: 300 });
   const macBefore = pb.events.find((e) => e.event === 'ready')?.mac;
   pb.child.kill('SIGKILL');
   await pb.exited;
-  await waitFor('A carrier down after B was killed', () => carrierDown(a) && lastCarrier(pa) === false, 10000);
+  await until(() => carrierDown(a) && lastCarrier(pa) === false, 'A carrier down after B was killed', 10000);
   assertNoTap(b); // a non-persistent TAP dies with its process, even on kill -9
   load.kill('SIGKILL');
   const pb2 = startNet(t, sock, b);
-  await waitFor('carrier up again on both', () => carrierUp(a) && carrierUp(b), 20000);
-  await waitFor('A reports carrier up again', () => lastCarrier(pa) === true, 10000);
+  await until(() => carrierUp(a) && carrierUp(b), 'carrier up again on both', 20000);
+  await until(() => lastCarrier(pa) === true, 'A reports carrier up again', 10000);
   await ping(a, b);
   await ping(b, a);
   assert.equal(pa.exitCode(), undefined, 'the survivor kept running');
@@ -145,12 +147,12 @@ for (const order of ['A first', 'B first', 'both at once'] as const) {
     const second = order === 'B first' ? a : b;
     const p1 = startNet(t, sock, first, ['--mac', '02:12:34:56:78:9a']);
     if (order !== 'both at once') {
-      await waitFor('first cell ready', () => hasEvent(p1, 'ready'), 15000);
+      await until(() => hasEvent(p1, 'ready'), 'first cell ready', 15000);
       await sleep(500);
       assert.ok(carrierDown(first), 'alone on the link: no carrier');
     }
     startNet(t, sock, second);
-    await waitFor('carrier up on both', () => carrierUp(a) && carrierUp(b), 20000);
+    await until(() => carrierUp(a) && carrierUp(b), 'carrier up on both', 20000);
     assert.match(linkLine(first.ns, first.tap), /02:12:34:56:78:9a/, 'the MAC given with --mac');
     await ping(a, b);
   });
@@ -177,7 +179,7 @@ test('ivshm net: the TAP vanishes under the bridge: a clear log line, exit, no c
   assert.equal(ea.code, 1);
   assert.ok(hasEvent(pa, 'tap-gone'), pa.text());
   assert.match(pa.text(), /vanished|no longer exists/);
-  await waitFor('B carrier down', () => carrierDown(b), 10000);
+  await until(() => carrierDown(b), 'B carrier down', 10000);
   assert.equal(pb.exitCode(), undefined, 'the other side keeps running');
 });
 
@@ -186,7 +188,7 @@ test('ivshm net: a frame larger than the MTU from the TAP is dropped with a log 
   const { a, b, pa } = await twoCells(t);
   ip(['-n', a.ns, 'link', 'set', a.tap, 'mtu', '20000']);
   await run('ip', ['netns', 'exec', a.ns, 'ping', '-c', '1', '-W', '1', '-s', '19000', b.address]).catch(() => undefined);
-  await waitFor('oversize log line', () => /larger than the link MTU/.test(pa.text()), 10000);
+  await until(() => /larger than the link MTU/.test(pa.text()), 'oversize log line', 10000);
   ip(['-n', a.ns, 'link', 'set', a.tap, 'mtu', '16384']);
   await ping(a, b);
   assert.equal(pa.exitCode(), undefined);

@@ -8,8 +8,9 @@ import { fileURLToPath } from 'node:url';
 import { openTap, parseMac, checkIfName, checkCidr, EBADFD, type TapDevice } from '../../src/sys/tap.js';
 import { withNetns } from '../../src/sys/netns.js';
 import { IvshmError } from '../../src/errors.js';
-import { ip, ipTry, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag, waitFor } from '../fixtures/tap-netns.js';
+import { ip, ipTry, linkLine, makeNetns, skipUnlessPrivileged, uniqueTag } from '../fixtures/tap-netns.js';
 import { unprivilegedBlocked } from '../helpers/unprivileged.js';
+import { until } from '../helpers/wait.js';
 
 const PEER_MAC = Buffer.from([0x02, 0xaa, 0xbb, 0xcc, 0xdd, 0x02]);
 
@@ -92,7 +93,7 @@ test('TAP in a namespace: MTU, MAC, address, up, frames both ways, carrier, clos
   assert.equal(ipTry(['link', 'show', 'dev', name]), false);
 
   tap.setCarrier(true);
-  await waitFor('LOWER_UP', () => /LOWER_UP/.test(linkLine(ns, name)));
+  await until(() => /LOWER_UP/.test(linkLine(ns, name)), 'LOWER_UP');
 
   // Write an ARP request into the namespace; read the kernel's reply.
   const replyP = readUntil(tap, (f) => f.readUInt16BE(12) === 0x0806 && f.readUInt16BE(20) === 2);
@@ -103,7 +104,7 @@ test('TAP in a namespace: MTU, MAC, address, up, frames both ways, carrier, clos
   assert.deepEqual([...reply.subarray(28, 32)], [10, 77, 0, 1]);
 
   tap.setCarrier(false);
-  await waitFor('NO-CARRIER', () => /NO-CARRIER/.test(linkLine(ns, name)));
+  await until(() => /NO-CARRIER/.test(linkLine(ns, name)), 'NO-CARRIER');
   tap.setMtu(1500);
   assert.equal(tap.mtu, 1500);
 

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { controlRequest, controlSocket } from '../../src/system/runtime-dir.js';
 import type { SystemStatus } from '../../src/system/supervisor.js';
+import { until } from '../helpers/wait.js';
 
 export const root = new URL('../../../', import.meta.url).pathname;
 export const cli = path.join(root, 'dist/src/cli/main.js');
@@ -41,20 +42,26 @@ export async function startUp(file: string, system: string, extra: string[] = []
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
     },
     async waitFor(what, probe, timeoutMs = 20000) {
-      const until = Date.now() + timeoutMs;
       let last: SystemStatus | null = null;
-      for (;;) {
-        if (child.exitCode !== null) throw new Error(`ivshm up exited (${child.exitCode}) while waiting for ${what}:\n${out}`);
-        try {
-          last = await up.status();
-          const v = probe(last);
-          if (v !== undefined && v !== false) return v;
-        } catch {
-          /* not listening yet */
-        }
-        if (Date.now() > until) throw new Error(`timed out waiting for ${what}; last status ${JSON.stringify(last?.cells)}\n${out}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
+      const v = await until(
+        async () => {
+          try {
+            last = await up.status();
+            const hit = probe(last);
+            return hit === undefined || hit === false ? undefined : { hit };
+          } catch {
+            return undefined; // not listening yet
+          }
+        },
+        what,
+        {
+          timeoutMs,
+          intervalMs: 100,
+          state: () => `status ${JSON.stringify(last?.cells)}\n${out}`,
+          abort: () => child.exitCode !== null && `ivshm up exited (${child.exitCode})`,
+        },
+      );
+      return v.hit;
     },
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');

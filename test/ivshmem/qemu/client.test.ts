@@ -11,7 +11,8 @@ import fc from 'fast-check';
 import { IvshmError, ProtocolError } from '../../../src/errors.js';
 import { connectQemu, type QemuEndpoint } from '../../../src/ivshmem/qemu/client.js';
 import { FakeQemuServer, goodHandshake, type FakeMessage } from '../../fixtures/qemu-fake-server.js';
-import { tmpSocket, until } from '../../helpers/peer-proc.js';
+import { tmpSocket } from '../../helpers/peer-proc.js';
+import { until } from '../../helpers/wait.js';
 
 const openFds = (): number => fs.readdirSync('/proc/self/fd').length;
 

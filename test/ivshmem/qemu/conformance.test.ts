@@ -13,7 +13,8 @@ import type { IvshmemEndpoint } from '../../../src/ivshmem/endpoint.js';
 import type { EndpointBase } from '../../../src/ivshmem/endpoint-base.js';
 import { connectQemu } from '../../../src/ivshmem/qemu/client.js';
 import { QemuServer } from '../../../src/ivshmem/qemu/server.js';
-import { tmpSocket, until } from '../../helpers/peer-proc.js';
+import { tmpSocket } from '../../helpers/peer-proc.js';
+import { until } from '../../helpers/wait.js';
 
 type Irq = { vector: number; from: number; count: number };
 const SLOT = 256;

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { connectQemu, type QemuEndpoint } from '../../../src/ivshmem/qemu/client.js';
 import { killAllQemu, qemuUnavailable, QtestMachine } from '../../fixtures/qemu-qtest.js';
-import { PeerProc, stopAllPeers, tmpSocket, until } from '../../helpers/peer-proc.js';
+import { PeerProc, stopAllPeers, tmpSocket } from '../../helpers/peer-proc.js';
+import { until } from '../../helpers/wait.js';
 
 const VECTORS = 2;
 const unavailable = qemuUnavailable();
@@ -70,9 +71,9 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
   it("our peer's ring shows as a pending bit in QEMU's MSI-X PBA", { timeout: 60000 }, async () => {
     assert.equal((await q1.pendingBits()) & 3, 0, 'nothing pending before');
     assert.equal(ours.ring(q1Id, 1), true);
-    await pollUntil(async () => ((await q1.pendingBits()) & 3) === 2, 'PBA bit 1');
+    await until(async () => ((await q1.pendingBits()) & 3) === 2, 'PBA bit 1', QEMU_POLL);
     assert.equal(ours.ring(q1Id, 0), true);
-    await pollUntil(async () => ((await q1.pendingBits()) & 3) === 3, 'PBA bit 0');
+    await until(async () => ((await q1.pendingBits()) & 3) === 3, 'PBA bit 0', QEMU_POLL);
     assert.equal(ours.ring(q1Id, VECTORS), false, 'QEMU has no vector 2');
   });
 
@@ -94,10 +95,10 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
       assert.equal(q2Id, 2);
       await until(() => joined.includes(q2Id), 'peer-joined for QEMU 2');
       // QEMU 1 learns QEMU 2's eventfds asynchronously: ring until it lands.
-      await pollUntil(async () => {
+      await until(async () => {
         await q1.doorbell(q2Id, 1);
         return ((await q2.pendingBits()) & 3) === 2;
-      }, 'QEMU 2 PBA bit 1 after QEMU 1 rang it');
+      }, 'QEMU 2 PBA bit 1 after QEMU 1 rang it', QEMU_POLL);
       await q2.writeShared(0x400, Buffer.from('q2'));
       assert.equal((await q1.readShared(0x400, 2)).toString(), 'q2');
       // QEMU 2 leaves: our peer and QEMU 1 are told.
@@ -129,7 +130,7 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
       () => cli.events.some((e) => e.event === 'interrupt' && e.vector === 1),
       'interrupt from QEMU at the CLI peer',
     );
-    await pollUntil(async () => ((await q1.pendingBits()) & 3) === 3, 'PBA still set');
+    await until(async () => ((await q1.pendingBits()) & 3) === 3, 'PBA still set', QEMU_POLL);
     const ring = await cli.run(`ring ${q1Id} 1`);
     assert.equal(ring.delivered, true);
     cli.cmd('quit');
@@ -150,29 +151,27 @@ describe('real QEMU ivshmem-doorbell devices on ivshm qemu-server', { skip: unav
   });
 });
 
+/** Polling a QEMU register: a qtest round trip per probe; TCG is slow. */
+const QEMU_POLL = { timeoutMs: 20000, intervalMs: 10 };
+
 /**
  * QEMU reads the vectors of peers that joined after its realize
  * asynchronously, so a doorbell right after a join may be dropped (§3): ring
- * again until `seen`, with the test's timeout as the watchdog.
+ * again every 500 ms until `seen`.
  */
-async function retry(ring: () => Promise<void>, seen: () => boolean, what: string, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+async function retry(ring: () => Promise<void>, seen: () => boolean, what: string): Promise<void> {
   await ring();
-  for (let waited = 0; !seen(); waited += 10) {
-    if (Date.now() > deadline) throw new Error(`watchdog: ${what} not seen within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-    if (waited >= 500 && !seen()) {
-      waited = 0;
-      await ring();
-    }
-  }
-}
-
-/** Poll a QEMU register until `cond` holds; the test's timeout is the watchdog. */
-async function pollUntil(cond: () => Promise<boolean>, what: string, timeoutMs = 20000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`watchdog: ${what} not seen within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  let rang = Date.now();
+  await until(
+    async () => {
+      if (seen()) return true;
+      if (Date.now() - rang >= 500) {
+        rang = Date.now();
+        await ring();
+      }
+      return false;
+    },
+    what,
+    QEMU_POLL,
+  );
 }

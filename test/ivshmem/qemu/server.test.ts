@@ -11,7 +11,8 @@ import { QemuMessageReader, type QemuMessage } from '../../../src/ivshmem/qemu/p
 import { qemuShmSize, QemuServer } from '../../../src/ivshmem/qemu/server.js';
 import { closeFd, eventfdCreate, eventfdSignal, fdSize, sendMessage, shutdownSocket, unixConnect, watchReadable } from '../../../src/sys/index.js';
 import { fdTarget } from '../../../src/sys/posix-shm.js';
-import { PeerProc, stopAllPeers, tmpSocket, until } from '../../helpers/peer-proc.js';
+import { PeerProc, stopAllPeers, tmpSocket } from '../../helpers/peer-proc.js';
+import { until } from '../../helpers/wait.js';
 
 async function withServer<T>(opts: { vectors?: number; size?: number | string; shm?: string }, body: (srv: QemuServer, socket: string, log: string[]) => Promise<T>): Promise<T> {
   const socket = tmpSocket('qemu-server');
