@@ -12,7 +12,8 @@ export {
   IVSHM_REG_STATE,
   type EndpointCounters,
 } from './ivshmem/endpoint-base.js';
-export { parseSize, resolveLinkParams, regionLayout, type LinkParams } from './ivshmem/layout.js';
+export { resolveLinkParams, regionLayout, type LinkParams } from './ivshmem/layout.js';
+export { parseSize } from './units.js';
 export { QemuServer, qemuShmSize, type QemuServerOptions } from './ivshmem/qemu/server.js';
 export { connectQemu, QemuEndpoint, type ConnectQemuOptions } from './ivshmem/qemu/client.js';
 export * from './virtio/index.js';

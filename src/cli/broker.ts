@@ -31,9 +31,10 @@ export function register(program: Command): void {
         if (o.json) console.log(JSON.stringify({ time: new Date().toISOString(), level: l.level, message: l.message }));
         else console.log(`${timestamp()} ${l.level === 'warn' ? 'WARN ' : ''}${l.message}`);
       });
-      await broker.start();
+      // Handlers first: a supervisor may signal as soon as it reads "listening".
       onStopSignals(async () => {
         await broker.stop();
       });
+      await broker.start();
     });
 }

@@ -1,7 +1,7 @@
 // `ivshm check FILE...`: report every problem of system files, exit 1 if any.
 import type { Command } from 'commander';
-import { checkSystemFile, formatBytes, formatProblem } from '../system/check.js';
-import { parseSize } from '../ivshmem/layout.js';
+import { checkSystemFile, formatProblem } from '../system/check.js';
+import { formatBytes, parseSize } from '../units.js';
 import { InvalidArgumentError } from '../errors.js';
 import { systemJsonSchema } from '../system/config-schema.js';
 

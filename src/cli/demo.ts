@@ -8,7 +8,7 @@ import readline from 'node:readline';
 import type { Command } from 'commander';
 import { Broker } from '../ivshmem/broker.js';
 import { PeerGoneError } from '../errors.js';
-import { parseIntIn } from '../ivshmem/layout.js';
+import { parseInteger } from '../units.js';
 import { runDemo } from '../system/demo-system.js';
 import { timestamp } from './util.js';
 
@@ -24,8 +24,8 @@ export function register(program: Command): void {
     .option('--link-only', 'only the link walkthrough')
     .option('--system-only', 'only the system demo')
     .action(async (o: { stepMs: string; duration: string; http: string; linkOnly?: boolean; systemOnly?: boolean }) => {
-      const duration = parseIntIn(o.duration, 0, 86400, '--duration');
-      if (!o.systemOnly) await runLinkDemo(parseIntIn(o.stepMs, 0, 10000, '--step-ms'));
+      const duration = parseInteger(o.duration, 0, 86400, '--duration');
+      if (!o.systemOnly) await runLinkDemo(parseInteger(o.stepMs, 0, 10000, '--step-ms'));
       if (o.linkOnly) return;
       console.log(`\n=== A whole system: two cells joined by an ivshmem-net link and a channel link (${duration ? `${duration} s` : 'until Ctrl-C'}) ===`);
       if (duration) console.log('(keep it running with: npm start -- --duration 0)');

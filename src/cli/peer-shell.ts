@@ -4,7 +4,7 @@
 import readline from 'node:readline';
 import { InvalidArgumentError, IvshmError } from '../errors.js';
 import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
-import { parseIntIn } from '../ivshmem/layout.js';
+import { parseInteger } from '../units.js';
 import { timestamp } from './util.js';
 
 export const PEER_COMMANDS = 'state V | ring PEER VECTOR | intctl 0|1 | oneshot 0|1 | write OFFSET TEXT | read PEER OFFSET LEN | dump | quit';
@@ -73,13 +73,13 @@ export class PeerShell {
     try {
       switch (cmd) {
         case 'state': {
-          const v = parseIntIn(arg(words, 1, 'V'), 0, 0xffffffff, 'state V');
+          const v = parseInteger(arg(words, 1, 'V'), 0, 0xffffffff, 'state V');
           d.setState(v);
           return this.print('ok', { command: 'state', value: v }, `state set to ${v}`);
         }
         case 'ring': {
-          const peer = parseIntIn(arg(words, 1, 'PEER'), 0, 0xffff, 'ring PEER');
-          const vector = parseIntIn(arg(words, 2, 'VECTOR'), 0, 0xffff, 'ring VECTOR');
+          const peer = parseInteger(arg(words, 1, 'PEER'), 0, 0xffff, 'ring PEER');
+          const vector = parseInteger(arg(words, 2, 'VECTOR'), 0, 0xffff, 'ring VECTOR');
           const delivered = d.ring(peer, vector);
           return this.print(
             'ok',
@@ -88,15 +88,15 @@ export class PeerShell {
           );
         }
         case 'intctl': {
-          d.intControl = parseIntIn(arg(words, 1, '0|1'), 0, 1, 'intctl') === 1;
+          d.intControl = parseInteger(arg(words, 1, '0|1'), 0, 1, 'intctl') === 1;
           return this.print('ok', { command: 'intctl', value: d.intControl ? 1 : 0 }, `INT_CONTROL = ${d.intControl ? 1 : 0}`);
         }
         case 'oneshot': {
-          d.oneShot = parseIntIn(arg(words, 1, '0|1'), 0, 1, 'oneshot') === 1;
+          d.oneShot = parseInteger(arg(words, 1, '0|1'), 0, 1, 'oneshot') === 1;
           return this.print('ok', { command: 'oneshot', value: d.oneShot ? 1 : 0 }, `one-shot mode = ${d.oneShot ? 1 : 0}`);
         }
         case 'write': {
-          const offset = parseIntIn(arg(words, 1, 'OFFSET'), 0, Number.MAX_SAFE_INTEGER, 'write OFFSET');
+          const offset = parseInteger(arg(words, 1, 'OFFSET'), 0, Number.MAX_SAFE_INTEGER, 'write OFFSET');
           const m = /^\s*\S+\s+\S+\s(.*)$/.exec(line);
           const text = Buffer.from(m?.[1] ?? '', 'utf8');
           const target = this.opts.writeTarget ? this.opts.writeTarget(d) : d.output;
@@ -107,9 +107,9 @@ export class PeerShell {
           return this.print('ok', { command: 'write', offset, length: text.length }, `wrote ${text.length} bytes at offset ${offset}`);
         }
         case 'read': {
-          const peer = parseIntIn(arg(words, 1, 'PEER'), 0, 0xffff, 'read PEER');
-          const offset = parseIntIn(arg(words, 2, 'OFFSET'), 0, Number.MAX_SAFE_INTEGER, 'read OFFSET');
-          const len = parseIntIn(arg(words, 3, 'LEN'), 0, 65536, 'read LEN');
+          const peer = parseInteger(arg(words, 1, 'PEER'), 0, 0xffff, 'read PEER');
+          const offset = parseInteger(arg(words, 2, 'OFFSET'), 0, Number.MAX_SAFE_INTEGER, 'read OFFSET');
+          const len = parseInteger(arg(words, 3, 'LEN'), 0, 65536, 'read LEN');
           const data = d.readOutput(peer, offset, len);
           const text = data.toString('latin1').replace(/[^\x20-\x7e]/g, '.');
           return this.print('read', { peer, offset, length: len, hex: data.toString('hex'), text }, `read peer ${peer} offset ${offset}: "${text}" (hex ${data.toString('hex')})`);

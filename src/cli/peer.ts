@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { connect } from '../ivshmem/device.js';
 import { connectQemu } from '../ivshmem/qemu/client.js';
 import { InvalidArgumentError } from '../errors.js';
-import { parseIntIn } from '../ivshmem/layout.js';
+import { parseInteger } from '../units.js';
 import { PeerShell } from './peer-shell.js';
 import { onStopSignals } from './util.js';
 
@@ -20,7 +20,7 @@ export function register(program: Command): void {
       if (o.qemu && o.id !== undefined) throw new InvalidArgumentError('--id cannot be used with --qemu: a QEMU ivshmem server assigns peer IDs itself');
       const dev = o.qemu
         ? await connectQemu({ socket: o.socket })
-        : await connect({ socket: o.socket, id: o.id === undefined ? undefined : parseIntIn(o.id, 0, 0xffff, '--id') });
+        : await connect({ socket: o.socket, id: o.id === undefined ? undefined : parseInteger(o.id, 0, 0xffff, '--id') });
       const shell = new PeerShell(dev, { json: !!o.json, counters: () => dev.counters });
       const quit = () => {
         dev.close();

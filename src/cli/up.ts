@@ -1,7 +1,7 @@
 // `ivshm up FILE`: start a system (brokers, namespaces, TAP bridges, cells)
 // in the foreground; Ctrl-C stops everything.
 import type { Command } from 'commander';
-import { parseSize } from '../ivshmem/layout.js';
+import { parseSize } from '../units.js';
 import { upForeground } from '../system/up.js';
 
 export function register(program: Command): void {

@@ -31,7 +31,8 @@ import { cellConnectOptions } from './cell-links.js';
 import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type SectionSizes } from './endpoint.js';
 import { EndpointBase } from './endpoint-base.js';
 import { constants } from 'node:os';
-import { MAX_PEERS_LIMIT, MAX_VECTORS, memfdName, PAGE } from './layout.js';
+import { MAX_PEERS_LIMIT, MAX_VECTORS, memfdName } from './layout.js';
+import { isPageMultiple, PAGE, sectionSizeProblem } from '../units.js';
 
 const EAGAIN = constants.errno.EAGAIN;
 
@@ -206,8 +207,14 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
     if (init.maxPeers < 2 || init.maxPeers > MAX_PEERS_LIMIT) bad(`MAX_PEERS ${init.maxPeers}`);
     if (init.id >= init.maxPeers) bad(`ID ${init.id}`);
     if (init.vectors < 1 || init.vectors > MAX_VECTORS) bad(`${init.vectors} vectors`);
-    if (init.stateSize < init.maxPeers * 4 || init.stateSize % PAGE) bad(`state size ${init.stateSize}`);
-    if (init.rwSize % PAGE || init.outputSize % PAGE) bad('sizes not page multiples');
+    if (init.stateSize < init.maxPeers * 4 || !isPageMultiple(init.stateSize)) bad(`state size ${init.stateSize}`);
+    if (!isPageMultiple(init.rwSize) || !isPageMultiple(init.outputSize)) bad('sizes not page multiples');
+    // Checked before anything is mapped: a view above the limit aborts the
+    // process instead of throwing (docs/spec.md §1.5).
+    for (const [what, n] of [['state', init.stateSize], ['R/W', init.rwSize], ['output', init.outputSize]] as const) {
+      const problem = sectionSizeProblem(n);
+      if (problem) bad(`${what} section size: ${problem}`);
+    }
     if (nfds !== initFdCount(init.vectors, init.rwSize)) bad(`${nfds} fds`);
   }
 

@@ -5,4 +5,4 @@ export * from './mmap.js';
 export * from './eventfd.js';
 export * from './poll.js';
 export * from './unix-socket.js';
-export { PAGE_SIZE, K as SYS, errnoName, type Pointer } from './libc.js';
+export { K as SYS, errnoName, type Pointer } from './libc.js';

@@ -40,8 +40,6 @@ export const c = {
   strerror: lib.func('const char *strerror(int errnum)'),
 };
 
-export const PAGE_SIZE = 4096;
-
 export const K = {
   // fcntl.h / memfd
   MFD_CLOEXEC: 0x1,

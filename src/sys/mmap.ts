@@ -1,4 +1,6 @@
 // Shared mappings of section fds as zero-copy ArrayBuffers (koffi.view).
+import { InvalidArgumentError } from '../errors.js';
+import { sectionSizeProblem } from '../units.js';
 import { c, fail, K, MAP_FAILED, viewOf, errno, type Pointer } from './libc.js';
 
 export interface Mapping {
@@ -12,6 +14,10 @@ export interface Mapping {
 
 /** mmap(MAP_SHARED) of a whole section fd. */
 export function mapShared(fd: number, size: number, writable: boolean, what: string): Mapping {
+  // koffi.view above 4 GiB aborts the process instead of throwing: the last
+  // guard, behind the checks of every caller (docs/spec.md §1.5).
+  const problem = sectionSizeProblem(size);
+  if (problem) throw new InvalidArgumentError(`cannot map ${what}: ${problem}`);
   const prot = writable ? K.PROT_READ | K.PROT_WRITE : K.PROT_READ;
   const ptr = c.mmap(null, size, prot, K.MAP_SHARED, fd, 0) as Pointer;
   if (ptr === MAP_FAILED) fail('mmap', `${what}, ${size} bytes, ${writable ? 'read-write' : 'read-only'}`);

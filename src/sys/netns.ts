@@ -10,19 +10,15 @@
 // namespace.
 import fs from 'node:fs';
 import { InvalidArgumentError, OsError } from '../errors.js';
+import { checkName } from '../units.js';
 import { c, errno, errnoName, E, fail, K, osError } from './libc.js';
 import { closeFd } from './fd.js';
 
 export const NETNS_RUN_DIR = '/run/netns';
 
-// Names `ip netns` accepts: no slash, not . or .., bounded length.
-const NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
-
+// A namespace name becomes a path under /run/netns: the one name rule.
 export function checkNetnsName(name: string): void {
-  if (!NAME_RE.test(name) || name === '.' || name === '..') {
-    throw new InvalidArgumentError(
-      `network namespace name ${JSON.stringify(name)} is not valid: use 1-64 letters, digits, '_', '.', '-'`);
-  }
+  checkName(name, 'network namespace');
 }
 
 export const netnsPath = (name: string): string => `${NETNS_RUN_DIR}/${name}`;

@@ -10,6 +10,7 @@
 // `ip tuntap add`) is only attached to; close() removes what we added to it.
 import { execFileSync } from 'node:child_process';
 import { ClosedError, InvalidArgumentError, NotSupportedError, PermissionError, OsError } from '../errors.js';
+import { checkInterfaceName } from '../units.js';
 import { c, errno, errnoName, E, K, osError } from './libc.js';
 import { closeFd, setNonBlocking } from './fd.js';
 import { withNetns, checkNetnsName } from './netns.js';
@@ -74,11 +75,7 @@ export interface TapOptions {
 }
 
 export function checkIfName(name: string): void {
-  if (typeof name !== 'string' || name.length === 0 || Buffer.byteLength(name) >= IFNAMSIZ || /[\s/:%]/.test(name) ||
-    name === '.' || name === '..') {
-    throw new InvalidArgumentError(
-      `TAP name ${JSON.stringify(name)} is not a valid interface name: use 1-15 characters without spaces, '/', ':' or '%'`);
-  }
+  checkInterfaceName(name);
 }
 
 export function parseMac(mac: string | Uint8Array): Buffer {

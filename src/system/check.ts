@@ -18,7 +18,8 @@ import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
-import { MAX_PEERS_LIMIT, MAX_VECTORS, MIN_PEERS, PAGE } from '../ivshmem/layout.js';
+import { MAX_PEERS_LIMIT, MAX_VECTORS, MIN_PEERS } from '../ivshmem/layout.js';
+import { formatBytes, integerValue, IFNAME_RULE, isInterfaceName, nameProblem, PAGE, sectionSizeProblem, sizeValue } from '../units.js';
 import {
   cellSchema,
   KIND_OUTPUT_SIZE,
@@ -93,31 +94,13 @@ export interface CheckResult {
   system?: ResolvedSystem;
 }
 
-const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const NAME_RULE = "use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit";
-// Linux IFNAMSIZ is 16 including the NUL; '/', ':' and whitespace are refused by the kernel or ip.
-const IFNAME_RE = /^[A-Za-z0-9][A-Za-z0-9._-]{0,14}$/;
-const IFNAME_RULE = "use 1-15 letters, digits, '.', '_' or '-', starting with a letter or digit";
 const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
-const SIZE_RE = /^\s*(0x[0-9a-f]+|\d+)\s*([kKmMgG]?)(i?[bB])?\s*$/;
 const HOST_NS = '(host)';
 
-export function parseBytes(v: number | string): number {
-  if (typeof v === 'number') return v;
-  const m = SIZE_RE.exec(v);
-  if (!m) return NaN;
-  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g'];
-  return Number(m[1]) * mult;
-}
-const parseIntish = (v: number | string): number => (typeof v === 'number' ? v : Number(v.trim()));
+/** Bytes of a size the schema has accepted. */
+const bytesOf = (v: number | string): number => sizeValue(v)!;
+const parseIntish = (v: number | string): number => integerValue(v)!;
 const hex4 = (n: number): string => `0x${n.toString(16).toUpperCase().padStart(4, '0')}`;
-
-export function formatBytes(n: number): string {
-  if (n >= 1024 ** 3 && n % 1024 ** 3 === 0) return `${n / 1024 ** 3} GiB`;
-  if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(1)} MiB`;
-  if (n >= 1024) return `${+(n / 1024).toFixed(1)} KiB`;
-  return `${n} bytes`;
-}
 
 export const pathText = (path: readonly PropertyKey[]): string =>
   path.reduce<string>((s, k) => (typeof k === 'number' ? `${s}[${k}]` : s ? `${s}.${String(k)}` : String(k)), '');
@@ -244,21 +227,25 @@ export function checkSystem(
     linkPaths.push(i);
   });
 
+  // The system name becomes the runtime directory's name: a name, not a path.
+  const badSystem = nameProblem(sys.name, 'system');
+  if (badSystem) add(['name'], badSystem);
+
   // Cells: names, namespaces.
   const cellIndex = new Map<string, number>();
   sys.cells.forEach((c, ci) => {
     const i = cellPaths[ci]!;
-    if (!NAME_RE.test(c.name)) add(['cells', i, 'name'], `${JSON.stringify(c.name)} is not a valid cell name: ${NAME_RULE}`);
+    const badName = nameProblem(c.name, 'cell');
+    if (badName) add(['cells', i, 'name'], badName);
     const first = cellIndex.get(c.name);
     if (first !== undefined) add(['cells', i, 'name'], `duplicate cell name ${JSON.stringify(c.name)} (first at cells[${cellPaths[first]}])`);
     else cellIndex.set(c.name, ci);
-    if (c.netns !== undefined && !NAME_RE.test(c.netns)) {
-      add(['cells', i, 'netns'], `${JSON.stringify(c.netns)} is not a valid network namespace name: ${NAME_RULE}`);
-    }
+    const badNs = c.netns === undefined ? undefined : nameProblem(c.netns, 'network namespace');
+    if (badNs) add(['cells', i, 'netns'], badNs);
   });
   const nsOf = (cell: string): string => sys.cells[cellIndex.get(cell) ?? -1]?.netns ?? HOST_NS;
 
-  const limit = opts.maxSharedMemory ?? parseBytes(sys.limits.sharedMemory);
+  const limit = opts.maxSharedMemory ?? bytesOf(sys.limits.sharedMemory);
   const linkIndex = new Map<string, number>();
   const links: ResolvedLink[] = [];
   let total = 0;
@@ -270,7 +257,8 @@ export function checkSystem(
   sys.links.forEach((l, li) => {
     const lp: PropertyKey[] = ['links', linkPaths[li]!];
     const mPaths = memberPaths.get(l)!;
-    if (!NAME_RE.test(l.name)) add([...lp, 'name'], `${JSON.stringify(l.name)} is not a valid link name: ${NAME_RULE}`);
+    const badName = nameProblem(l.name, 'link');
+    if (badName) add([...lp, 'name'], badName);
     const firstLink = linkIndex.get(l.name);
     if (firstLink !== undefined) add([...lp, 'name'], `duplicate link name ${JSON.stringify(l.name)} (first at links[${firstLink}])`);
     else linkIndex.set(l.name, li);
@@ -279,9 +267,9 @@ export function checkSystem(
     const peers = l.peers ?? Math.max(MIN_PEERS, l.members.length);
     const vectors = l.vectors ?? (l.kind === 'net' ? 2 : 1);
     const protocol = l.protocol === undefined ? kp.default : parseIntish(l.protocol);
-    const outputSize = l.outputSize === undefined ? KIND_OUTPUT_SIZE[l.kind] : parseBytes(l.outputSize);
-    const rwSize = parseBytes(l.rwSize);
-    const stateSize = parseBytes(l.stateSize);
+    const outputSize = l.outputSize === undefined ? KIND_OUTPUT_SIZE[l.kind] : bytesOf(l.outputSize);
+    const rwSize = bytesOf(l.rwSize);
+    const stateSize = bytesOf(l.stateSize);
 
     if (peers < MIN_PEERS || peers > MAX_PEERS_LIMIT) add([...lp, 'peers'], `${peers} is outside ${MIN_PEERS}..${MAX_PEERS_LIMIT}`);
     if (vectors < 1 || vectors > MAX_VECTORS) add([...lp, 'vectors'], `${vectors} is outside 1..${MAX_VECTORS}`);
@@ -292,6 +280,10 @@ export function checkSystem(
     const sizes: [string, number][] = [['outputSize', outputSize], ['rwSize', rwSize], ['stateSize', stateSize]];
     for (const [key, n] of sizes) {
       if (n % PAGE !== 0) add([...lp, key], `${n} bytes is not a multiple of the ${PAGE}-byte page`);
+      else {
+        const tooBig = sectionSizeProblem(n);
+        if (tooBig) add([...lp, key], tooBig);
+      }
     }
     if (stateSize < peers * 4) add([...lp, 'stateSize'], `${stateSize} bytes cannot hold ${peers} 32-bit state entries`);
 
@@ -348,7 +340,7 @@ export function checkSystem(
       ];
       for (const [key, v, linkValue] of repeat) {
         if (v === undefined) continue;
-        const n = key === 'peers' || key === 'vectors' ? (v as number) : key === 'protocol' ? parseIntish(v) : parseBytes(v);
+        const n = key === 'peers' || key === 'vectors' ? (v as number) : key === 'protocol' ? parseIntish(v) : bytesOf(v);
         if (n !== linkValue) {
           const show = (x: number): string => (key === 'protocol' ? hex4(x) : String(x));
           add([...mp, key], `${show(n)} differs from the link's ${show(linkValue)}; all peers of a link must agree`);
@@ -379,7 +371,7 @@ export function checkSystem(
         const r = members[mi]!;
         const ns = nsOf(m.cell);
         const ifname = m.interface ?? l.name;
-        if (!IFNAME_RE.test(ifname)) {
+        if (!isInterfaceName(ifname)) {
           const from = m.interface === undefined ? ' (the default is the link name; set interface)' : '';
           add([...mp, 'interface'], `${JSON.stringify(ifname)} is not a valid interface name${from}: ${IFNAME_RULE}`);
         } else {

@@ -8,6 +8,7 @@
 // here. A member may still repeat `peers`, `vectors`, `protocol` or a size
 // (handy when porting a Jailhouse config); check.ts reports any mismatch (g.37).
 import { z } from 'zod';
+import { integerValue, SIZE_FORMS, sizeValue } from '../units.js';
 import { IVSHM_PROTO_CHANNEL, IVSHM_PROTO_USER_MAX, IVSHM_PROTO_USER_MIN } from '../channel/layout.js';
 
 export const LINK_KINDS = ['raw', 'net', 'channel', 'pubsub'] as const;
@@ -15,16 +16,9 @@ export type LinkKind = (typeof LINK_KINDS)[number];
 export const RESTART_POLICIES = ['never', 'on-failure', 'always'] as const;
 export type RestartPolicy = (typeof RESTART_POLICIES)[number];
 
-const SIZE_RE = /^\s*(0x[0-9a-f]+|\d+)\s*([kKmMgG]?)(i?[bB])?\s*$/;
-/** A byte count: a number, or a string like "64K", "1M", "0x7f000". */
-const size = z.custom<number | string>(
-  (v) => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0) || (typeof v === 'string' && SIZE_RE.test(v)),
-  { message: 'must be a byte count: a number or a string like "4096", "64K", "1M" or "0x7f000"' },
-);
-const intOrHex = z.custom<number | string>(
-  (v) => (typeof v === 'number' && Number.isInteger(v)) || (typeof v === 'string' && /^\s*(0x[0-9a-f]+|\d+)\s*$/i.test(v)),
-  { message: 'must be an integer (decimal or 0x hex)' },
-);
+/** A byte count: a number, or a string like "64K", "1M", "0x7F000" (src/units.ts). */
+const size = z.custom<number | string>((v) => sizeValue(v) !== undefined, { message: `must be a byte count: ${SIZE_FORMS}` });
+const intOrHex = z.custom<number | string>((v) => integerValue(v) !== undefined, { message: 'must be an integer (decimal or 0x hex)' });
 
 export const restartSchema = z.strictObject({
   policy: z.enum(RESTART_POLICIES).default('on-failure'),

@@ -1,6 +1,6 @@
 // `ivshm status` as a table: cells, then links with their members and counters.
 import type { SystemStatus } from './supervisor.js';
-import { formatBytes } from './check.js';
+import { formatBytes } from '../units.js';
 
 const pad = (rows: string[][]): string[] => {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));

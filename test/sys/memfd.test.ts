@@ -3,6 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { addSeals, closeFd, getSeals, mapShared, memfdCreate, readOnlyFd, SEAL, SYS, tryMapShared, tryOpen, tryProtect, tryTruncate, writeFd, errnoName } from '../../src/sys/index.js';
+import { InvalidArgumentError } from '../../src/errors.js';
+import { MAX_SECTION_SIZE } from '../../src/units.js';
 
 test('memfd: zero-filled, sealable, shared between mappings', () => {
   const fd = memfdCreate('ivshm:test:sys', 8192);
@@ -46,4 +48,17 @@ test('a retired mapping reads zeroes instead of faulting', () => {
   m.unmap();
   assert.equal(view.readUInt32LE(0), 0, 'private zero page after unmap');
   view.writeUInt32LE(1, 0); // writable mapping stays writable (private), no crash
+});
+
+test('mapShared refuses a section above MAX_SECTION_SIZE instead of aborting the process in koffi.view', () => {
+  const fd = memfdCreate('ivshm-test-big', MAX_SECTION_SIZE + 4096);
+  try {
+    assert.throws(() => mapShared(fd, MAX_SECTION_SIZE + 4096, false, 'big'),
+      (e: unknown) => e instanceof InvalidArgumentError && /^cannot map big: 1073745920 bytes is above the largest section size/.test(e.message));
+    const m = mapShared(fd, MAX_SECTION_SIZE, false, 'max');
+    assert.equal(m.buffer.byteLength, MAX_SECTION_SIZE);
+    m.unmap();
+  } finally {
+    closeFd(fd);
+  }
 });

@@ -30,6 +30,9 @@ const RULES: [string, string[]][] = [
     "7:26: links[0].members[0].mac: 01:00:5e:00:00:01 is a multicast address; the first octet must be even",
     "7:65: links[0].members[1].mac: \"02:00:00:00:00\" is not a MAC address like 02:00:00:00:00:01",
   ]],
+  ['bad-system-name', [
+    "1:1: name: \"../../tmp/v\" is not a valid system name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+  ]],
   ['bad-netns', [
     "3:33: cells[1].netns: \"..\" is not a valid network namespace name: use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
   ]],
@@ -100,7 +103,7 @@ const RULES: [string, string[]][] = [
     "6:5: links[0].kind: must be one of \"raw\", \"net\", \"channel\", \"pubsub\", not \"ethernet\"",
   ]],
   ['schema-size', [
-    "7:5: links[0].outputSize: must be a byte count: a number or a string like \"4096\", \"64K\", \"1M\" or \"0x7f000\"",
+    "7:5: links[0].outputSize: must be a byte count: a number or a string like \"4096\", \"64K\", \"1M\" or \"0x7F000\"",
   ]],
   ['schema-type', [
     "7:5: links[0].vectors: must be a number, not \"two\"",
@@ -116,6 +119,10 @@ const RULES: [string, string[]][] = [
   ]],
   ['size-page', [
     "7:5: links[0].outputSize: 10000 bytes is not a multiple of the 4096-byte page",
+  ]],
+  ['size-max', [
+    "8:5: links[0].outputSize: 1073745920 bytes is above the largest section size, 1 GiB (1073741824 bytes)",
+    "9:5: links[0].stateSize: 8589934592 bytes is above the largest section size, 1 GiB (1073741824 bytes)",
   ]],
   ['size-rw-page', [
     "7:5: links[0].rwSize: 1024 bytes is not a multiple of the 4096-byte page",
@@ -205,6 +212,20 @@ links:
   assert.equal(c0!.protocol, 0x4348);
   assert.equal(r1.system!.sharedMemory, 4096 + 2 * 0x7f000 + 4096 + 2 * 65536);
   assert.equal(r1.system!.cells[0]!.restart.policy, 'on-failure');
+});
+
+test('sizes in any form the CLI takes; 1 GiB sections (the largest) pass', () => {
+  const text = `
+limits: { sharedMemory: 8G }
+cells: [{ name: a, command: x }, { name: b, command: y }]
+links:
+  - { name: n0, kind: net, outputSize: "0x7F000", members: [{ cell: a, interface: n0a }, { cell: b, interface: n0b, outputSize: 520192 }] }
+  - { name: r0, kind: raw, outputSize: 1G, stateSize: 1GiB, rwSize: "0x40000000", members: [{ cell: a }, { cell: b }] }
+`;
+  const r = checkSystemText(text, 't', { shmFree: null });
+  assert.deepEqual(r.problems, []);
+  assert.equal(r.system!.links[0]!.outputSize, 0x7f000);
+  assert.deepEqual([r.system!.links[1]!.outputSize, r.system!.links[1]!.stateSize, r.system!.links[1]!.rwSize], [2 ** 30, 2 ** 30, 2 ** 30]);
 });
 
 test('check --schema prints a JSON Schema that accepts the shipped example', () => {

@@ -37,6 +37,7 @@ import { fdTarget } from '../../sys/posix-shm.js';
 import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type SectionSizes } from '../endpoint.js';
 import { EndpointBase } from '../endpoint-base.js';
 import { IVSHMEM_MAX_ID, IVSHMEM_MAX_VECTORS, IVSHMEM_PROTOCOL_VERSION, IVSHMEM_SHM_MSG, QemuMessageReader, type QemuMessage } from './protocol.js';
+import { MAX_SECTION_SIZE } from '../../units.js';
 
 export interface ConnectQemuOptions {
   socket: string;
@@ -53,8 +54,8 @@ export interface ConnectQemuOptions {
   name?: string;
 }
 
-/** The largest shared memory we map from a server (QEMU's own limit is far below). */
-const MAX_SHM = 2 ** 40;
+/** The largest shared memory we map from a server: the one section limit (docs/spec.md §1.5). */
+const MAX_SHM = MAX_SECTION_SIZE;
 
 /** Handshake phases of §2: version, ID, then shm (+ peer vectors) in any order of peers. */
 type Phase = 'version' | 'id' | 'shm' | 'ready';

@@ -26,7 +26,7 @@ import {
 } from '../../sys/index.js';
 import { watchDuplex, type DuplexWatch } from '../../sys/fd-watch.js';
 import { dupFd, shmCreate, shmPath } from '../../sys/posix-shm.js';
-import { parseIntIn, parseSize } from '../layout.js';
+import { parseInteger, parseSize } from '../../units.js';
 import { IVSHMEM_MAX_ID, IVSHMEM_MAX_VECTORS, IVSHMEM_PROTOCOL_VERSION, IVSHMEM_SHM_MSG, sendQemuMessage } from './protocol.js';
 
 export const QEMU_DEFAULT_SIZE = 4 * 1024 * 1024; // contrib server's -l default (§4)
@@ -104,7 +104,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     const requested = parseSize(opts.size ?? QEMU_DEFAULT_SIZE, '--size');
     if (requested > QEMU_MAX_SIZE) throw new InvalidArgumentError(`--size ${requested} exceeds ${QEMU_MAX_SIZE} bytes`);
     this.size = qemuShmSize(Math.max(requested, 1));
-    this.vectors = parseIntIn(opts.vectors ?? 1, 1, IVSHMEM_MAX_VECTORS, '--vectors');
+    this.vectors = parseInteger(opts.vectors ?? 1, 1, IVSHMEM_MAX_VECTORS, '--vectors');
     this.shmPath = opts.shm !== undefined ? shmPath(opts.shm) : null;
     this.shmName = opts.shm;
     this.log = opts.log ?? (() => {});
