@@ -1,5 +1,5 @@
-// The broker: the hypervisor's part for one ivshmem 2.0 link
-// (ivshmem-v2-notes.md a.1, a.6, b.1; DESIGN.md "Security model").
+// The broker: the hypervisor's part for one ivshmem 2.0 link (docs/spec.md,
+// "1. ivshmem 2.0 link" and "2. Broker control protocol, version 1").
 //
 // It owns one memfd per section, gives each peer read-write fds only for the
 // R/W section and its own output section, seals everything so no peer can
@@ -8,7 +8,6 @@
 // doorbell. It relays nothing on the data path: after a peer has joined, the
 // broker only sees STATE requests and the socket's end.
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import { constants } from 'node:os';
 import path from 'node:path';
 import { IvshmError, ProtocolError } from '../errors.js';
@@ -26,8 +25,11 @@ import {
   sendMessage,
   unixAccept,
   unixListen,
+  socketFileId,
+  unlinkSocketFile,
   watchReadable,
   errnoName,
+  type FileId,
   type Mapping,
   type Watch,
 } from '../sys/index.js';
@@ -132,6 +134,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   readonly socketPath: string;
   private readonly opts: BrokerOptions;
   private listenFd = -1;
+  private socketId: FileId | null = null;
   private listenWatch: Watch | null = null;
   private readonly clients = new Set<Client>();
   private readonly byId = new Map<number, Client>();
@@ -154,6 +157,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   /** Bind the socket and start serving. */
   async start(): Promise<void> {
     this.listenFd = unixListen(this.socketPath, 'seqpacket');
+    this.socketId = socketFileId(this.socketPath);
     this.listenWatch = watchReadable(this.listenFd, () => this.acceptAll());
     const p = this.params;
     this.log(
@@ -172,11 +176,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.listenWatch?.close();
     closeFd(this.listenFd);
     this.listenFd = -1;
-    try {
-      fs.unlinkSync(this.socketPath);
-    } catch {
-      /* already gone */
-    }
+    // Only the socket file this broker made (not one that replaced it).
+    if (this.socketId) unlinkSocketFile(this.socketPath, this.socketId);
     for (const c of [...this.clients]) this.drop(c, 'broker stopping', GONE.BROKER_STOPPING, false);
     this.log('info', 'stopped');
     this.emit('stopped');
@@ -284,8 +285,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.drop(client, null, GONE.LEFT);
   }
 
-  // ivshmem-v2-notes.md g.9, g.10: requested or lowest free ID; duplicates,
-  // out-of-range IDs and the (N+1)-th peer are refused.
+  // Requested or lowest free ID; duplicates, out-of-range IDs and the
+  // (N+1)-th peer are refused (docs/spec.md, "2. Broker control protocol").
   private onHello(client: Client, hello: Hello): void {
     const N = this.params.peers;
     if (hello.version !== CONTROL_VERSION) {
@@ -351,7 +352,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     client.timer = null;
     // The owner has its writable mapping; from now on no new writable
     // mapping, write() or mprotect to writable is possible by anyone, even
-    // through /proc/self/fd reopening (DESIGN.md "Seal it").
+    // through /proc/self/fd reopening (docs/spec.md, "1.1 Sections").
     addSeals(client.outFd, SEAL.FUTURE_WRITE | SEAL.SEAL);
     client.outRoFd = readOnlyFd(client.outFd);
     closeFd(client.outFd);

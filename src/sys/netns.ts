@@ -1,5 +1,7 @@
-// Network namespaces: run a short synchronous section of code inside a named
-// namespace (/run/netns/NAME, as `ip netns add` creates them) and come back.
+// Network namespaces: create and delete named ones (/run/netns/NAME, through
+// iproute2's `ip netns`, so they interoperate with every other tool), the
+// command line that runs a program inside one, and a short synchronous
+// section of code run inside one before coming back.
 //
 // Why this works from Node: setns(CLONE_NEWNET) changes the namespace of the
 // calling *thread* only, and is allowed in multi-threaded processes (unlike
@@ -8,8 +10,9 @@
 // main thread has switched back. Nothing asynchronous may run inside: the
 // section must be synchronous, so no other JavaScript runs in the wrong
 // namespace.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
-import { InvalidArgumentError, OsError } from '../errors.js';
+import { InvalidArgumentError, NotSupportedError, OsError } from '../errors.js';
 import { checkName } from '../units.js';
 import { c, errno, errnoName, E, fail, K, osError } from './libc.js';
 import { closeFd } from './fd.js';
@@ -26,6 +29,49 @@ export const netnsPath = (name: string): string => `${NETNS_RUN_DIR}/${name}`;
 export function netnsExists(name: string): boolean {
   checkNetnsName(name);
   return fs.existsSync(netnsPath(name));
+}
+
+/** Run `ip ARGS`; a failure names the command and what `ip` said. */
+function ip(args: string[]): void {
+  try {
+    execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException & { stderr?: string; status?: number };
+    if (e.code === 'ENOENT') throw new NotSupportedError('the `ip` command (iproute2) is needed for network namespaces: install iproute2');
+    const said = (e.stderr ?? e.message).toString().trim();
+    const code = /permission denied|operation not permitted/i.test(said) ? E.EPERM : 0;
+    throw osError(`ip ${args[0]}`, code, `ip ${args.join(' ')} failed: ${said}${code ? '; network namespaces need root' : ''}`);
+  }
+}
+
+/**
+ * Create network namespace `name` with its loopback up. An existing one is
+ * refused: it belongs to someone else, and whoever creates a namespace is the
+ * one who deletes it.
+ */
+export function createNetns(name: string): void {
+  if (netnsExists(name)) {
+    throw new InvalidArgumentError(`network namespace ${name} already exists; remove it (ip netns del ${name}) or choose another name`);
+  }
+  ip(['netns', 'add', name]);
+  try {
+    ip(['-n', name, 'link', 'set', 'lo', 'up']);
+  } catch (err) {
+    deleteNetns(name);
+    throw err;
+  }
+}
+
+/** Delete network namespace `name` (its interfaces go with it). */
+export function deleteNetns(name: string): void {
+  checkNetnsName(name);
+  ip(['netns', 'del', name]);
+}
+
+/** The command line that runs `argv` inside network namespace `name`. */
+export function inNetnsArgv(name: string, argv: readonly string[]): string[] {
+  checkNetnsName(name);
+  return ['ip', 'netns', 'exec', name, ...argv];
 }
 
 function openNs(path: string, what: string, hint: string): number {

@@ -1,6 +1,7 @@
-// AF_UNIX sockets with SCM_RIGHTS, which Node core cannot do
-// (qemu-ivshmem-notes.md §6). msghdr/iovec/cmsghdr are built by hand in one
-// C block, reused for every call (the event loop is single-threaded).
+// AF_UNIX sockets with SCM_RIGHTS, which Node core cannot do (the broker's
+// control protocol passes fds: docs/spec.md, "2. Broker control protocol").
+// msghdr/iovec/cmsghdr are built by hand in one C block, reused for every
+// call (the event loop is single-threaded).
 import fs from 'node:fs';
 import { InvalidArgumentError, OsError } from '../errors.js';
 import { addressOf, allocBlock, c, errno, errnoName, E, fail, K, osError } from './libc.js';
@@ -8,7 +9,7 @@ import { addressOf, allocBlock, c, errno, errnoName, E, fail, K, osError } from 
 export const MAX_FDS_PER_MESSAGE = 253; // SCM_MAX_FD
 export const MAX_MESSAGE = 65536;
 
-// x86-64 / arm64 offsets (qemu-ivshmem-notes.md §6 "koffi gotchas").
+// x86-64 / arm64 offsets of the C structs (the same on both).
 const MSG_OFF = 0; // struct msghdr, 56 bytes
 const IOV_OFF = 64; // struct iovec, 16 bytes
 const CMSG_OFF = 128;
@@ -84,6 +85,35 @@ export function unixListen(path: string, kind: SocketKind): number {
   }
   fs.renameSync(tmp, path);
   return fd;
+}
+
+/** Which file a path names: its device and inode. */
+export interface FileId {
+  dev: number;
+  ino: number;
+}
+
+/** The socket file at `path` as it is now (after unixListen), to remove it later only if it is still that one. */
+export function socketFileId(path: string): FileId {
+  const st = fs.lstatSync(path);
+  return { dev: st.dev, ino: st.ino };
+}
+
+/**
+ * Remove the socket file at `path` only if it is still the one `id` names: a
+ * path that was replaced meanwhile, or now leads through a link to another
+ * file, is left alone (a server removes only what it created).
+ */
+export function unlinkSocketFile(path: string, id: FileId): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(path);
+  } catch {
+    return false;
+  }
+  if (!st.isSocket() || st.dev !== id.dev || st.ino !== id.ino) return false;
+  fs.unlinkSync(path);
+  return true;
 }
 
 function pathInUse(msg: string): never {
