@@ -9,7 +9,7 @@ import type { Command } from 'commander';
 import { Broker } from '../ivshmem/broker.js';
 import { PeerGoneError } from '../errors.js';
 import { parseInteger } from '../units.js';
-import { runDemo } from '../system/demo-system.js';
+import { runDemo } from '../demo/system.js';
 import { timestamp } from './util.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

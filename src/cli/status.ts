@@ -1,8 +1,8 @@
 // `ivshm status`: cells, states, links and counters of a running system.
 import type { Command } from 'commander';
-import { controlRequest, findControlSocket } from '../system/runtime-dir.js';
+import { controlRequest } from '../system/control-client.js';
+import { findControlSocket } from '../system/runtime-dir.js';
 import { formatStatus } from '../system/status-format.js';
-import type { SystemStatus } from '../system/supervisor.js';
 
 export interface TargetOptions {
   system?: string;
@@ -20,7 +20,7 @@ export function register(program: Command): void {
   targetOptions(program.command('status').description('show the cells, links and counters of a running system (ivshm up)'))
     .option('--json', 'print JSON')
     .action(async (o: TargetOptions & { json?: boolean }) => {
-      const st = await controlRequest<SystemStatus>(findControlSocket(o), { op: 'status' });
+      const st = await controlRequest(findControlSocket(o), { op: 'status' });
       if (o.json) {
         const { history: _h, ...rest } = st;
         console.log(JSON.stringify(rest, null, 2));

@@ -10,10 +10,11 @@
 //
 // Each broker is started with one token per member ID, so a cell can join
 // only the links it was given, and only with its configured ID: knowing
-// another link's socket path is not enough (issue 6 item 3).
+// another link's socket path is not enough (docs/supervisor.md, "Cells").
 import net from 'node:net';
 import { connect, type Device } from '../ivshmem/device.js';
 import { ENV } from '../ivshmem/cell-links.js';
+import { encodeReport, type LinkCounters } from './report.js';
 
 export { ENV, cellLinks, cellConnectOptions, type CellLinkEndpoint } from '../ivshmem/cell-links.js';
 
@@ -22,16 +23,10 @@ export function connectCellLink(name?: string): Promise<Device> {
   return connect(name);
 }
 
-/** Counters a cell may report for one link; cumulative since the cell started. */
-export interface LinkCounters {
-  frames?: number;
-  messages?: number;
-  bytes?: number;
-  doorbells?: number;
-}
+export type { LinkCounters } from './report.js';
 
 /**
- * Sends cumulative counters to the supervisor twice a second. Losing the
+ * Sends cumulative counters to the supervisor's report socket twice a second. Losing the
  * supervisor is harmless: reports are dropped, the cell keeps running.
  */
 export class CounterReporter {
@@ -67,7 +62,7 @@ export class CounterReporter {
     }
     const links: Record<string, LinkCounters> = {};
     for (const [name, read] of this.sources) links[name] = read();
-    this.sock.write(`${JSON.stringify({ token: this.env[ENV.reportToken], links })}\n`);
+    this.sock.write(encodeReport({ token: this.env[ENV.reportToken] ?? '', links }));
   }
 
   close(): void {

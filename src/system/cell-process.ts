@@ -1,30 +1,31 @@
 // One supervised process: a cell, or a helper such as a TAP bridge. Runs in
 // its own process group so that stopping it also stops whatever it spawned,
-// and applies the restart policy when it exits on its own (the root cell
-// monitoring the others, ivshmem-v2-notes.md e; issue 6 item 3).
+// records how it ended, and applies its restart policy when it exits on its
+// own (docs/supervisor.md, "Cells").
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import fs from 'node:fs';
 import type { RestartConfig } from './config-schema.js';
+import { launchArgv, programOf, type LaunchSpec } from './cell-launch.js';
+import { RestartBudget } from './restart-policy.js';
 
 export type CellState = 'stopped' | 'starting' | 'running' | 'stopping' | 'restarting' | 'exited' | 'failed';
 
-export interface ProcessSpec {
+export interface ProcessSpec extends LaunchSpec {
   name: string;
-  command: string;
-  args: string[];
   env: NodeJS.ProcessEnv;
   cwd?: string;
-  /** Network namespace to run in (via `ip netns exec`). */
-  netns?: string;
   restart: RestartConfig;
 }
 
+/** How a process ended: recorded in one place, CellProcess.recordExit. */
 export interface ExitInfo {
   code: number | null;
   signal: string | null;
   at: number;
 }
+
+/** "code 3" or "signal SIGKILL". */
+export const exitText = (e: ExitInfo): string => (e.signal ? `signal ${e.signal}` : `code ${e.code}`);
 
 export interface CellProcessEvents {
   state: [{ state: CellState; previous: CellState }];
@@ -33,8 +34,6 @@ export interface CellProcessEvents {
 }
 
 const STOP_GRACE_MS = 3000;
-const PDEATHSIG = ['/usr/bin/setpriv', '/bin/setpriv'].some((p) => fs.existsSync(p));
-const MAX_DELAY_MS = 30_000;
 const LOG_LINES = 50;
 
 export class CellProcess extends EventEmitter<CellProcessEvents> {
@@ -44,12 +43,13 @@ export class CellProcess extends EventEmitter<CellProcessEvents> {
   startedAt: number | null = null;
   lastExit: ExitInfo | null = null;
   readonly log: string[] = [];
-  private restartTimes: number[] = [];
+  private readonly budget: RestartBudget;
   private restartTimer: NodeJS.Timeout | null = null;
   private exited: Promise<void> = Promise.resolve();
 
   constructor(readonly spec: ProcessSpec) {
     super();
+    this.budget = new RestartBudget(spec.restart);
   }
 
   get pid(): number | null {
@@ -67,11 +67,7 @@ export class CellProcess extends EventEmitter<CellProcessEvents> {
     if (this.child) return;
     this.clearRestart();
     const s = this.spec;
-    const command = s.command === 'node' ? process.execPath : s.command;
-    let [file, args] = s.netns ? ['ip', ['netns', 'exec', s.netns, command, ...s.args]] : [command, s.args];
-    // If the supervisor is killed outright (SIGKILL: no cleanup code runs),
-    // the kernel kills the cell too (PR_SET_PDEATHSIG, kept across exec).
-    if (PDEATHSIG) [file, args] = ['setpriv', ['--pdeathsig', 'KILL', '--', file, ...args]];
+    const [file, ...args] = launchArgv(s);
     this.setState('starting');
     const child = spawn(file, args, {
       env: s.env,
@@ -87,7 +83,7 @@ export class CellProcess extends EventEmitter<CellProcessEvents> {
       child.once('error', (err) => {
         // ENOENT etc.: the child never ran; 'close' follows.
         spawnError = err;
-        this.pushLog('stderr', `cannot start ${command}: ${err.message}`);
+        this.pushLog('stderr', `cannot start ${programOf(s)}: ${err.message}`);
       });
       child.once('close', (code, signal) => {
         this.onExit(child, spawnError ? 127 : code, signal);
@@ -114,43 +110,41 @@ export class CellProcess extends EventEmitter<CellProcessEvents> {
     this.emit('output', { stream, line });
   }
 
+  /** The one place an exit is recorded (status shows it as the last exit). */
+  private recordExit(code: number | null, signal: NodeJS.Signals | null): ExitInfo {
+    this.lastExit = { code, signal, at: Date.now() };
+    return this.lastExit;
+  }
+
   private onExit(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
     if (this.child !== child) return;
     this.child = null;
     // Whatever the cell left in its group goes with it.
     killGroup(child.pid, 'SIGKILL');
-    const info: ExitInfo = { code, signal, at: Date.now() };
-    this.lastExit = info;
+    const info = this.recordExit(code, signal);
     if (this.state === 'stopping') {
       this.setState('stopped');
       this.emit('exit', { ...info, restarting: false });
       return;
     }
     const failed = code !== 0 || signal !== null;
-    const { policy, maxRestarts, windowMs, delayMs } = this.spec.restart;
-    const wants = policy === 'always' || (policy === 'on-failure' && failed);
-    const now = Date.now();
-    this.restartTimes = this.restartTimes.filter((t) => now - t < windowMs);
-    if (!wants) {
-      this.setState(failed ? 'failed' : 'exited');
+    const decision = this.budget.decide(failed, info.at);
+    if (!decision.restart) {
+      if (decision.why === 'budget') {
+        const { windowMs } = this.spec.restart;
+        this.pushLog('stderr', `ivshm: ${this.spec.name} exited ${this.budget.recent} times within ${windowMs} ms; not restarting (restart.maxRestarts)`);
+      }
+      this.setState(failed || decision.why === 'budget' ? 'failed' : 'exited');
       this.emit('exit', { ...info, restarting: false });
       return;
     }
-    if (this.restartTimes.length >= maxRestarts) {
-      this.pushLog('stderr', `ivshm: ${this.spec.name} exited ${this.restartTimes.length} times within ${windowMs} ms; not restarting (restart.maxRestarts)`);
-      this.setState('failed');
-      this.emit('exit', { ...info, restarting: false });
-      return;
-    }
-    const delay = Math.min(MAX_DELAY_MS, delayMs * 2 ** this.restartTimes.length);
-    this.restartTimes.push(now);
     this.restarts++;
     this.setState('restarting');
     this.emit('exit', { ...info, restarting: true });
     this.restartTimer = setTimeout(() => {
       this.restartTimer = null;
       if (this.state === 'restarting') this.start();
-    }, delay);
+    }, decision.delayMs);
   }
 
   private clearRestart(): void {
@@ -175,7 +169,7 @@ export class CellProcess extends EventEmitter<CellProcessEvents> {
 
   /** Clear the restart history (a manual start or restart gives a fresh budget). */
   resetBudget(): void {
-    this.restartTimes = [];
+    this.budget.reset();
   }
 }
 

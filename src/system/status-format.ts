@@ -1,5 +1,5 @@
 // `ivshm status` as a table: cells, then links with their members and counters.
-import type { SystemStatus } from './supervisor.js';
+import type { SystemStatus } from './status.js';
 import { formatBytes } from '../units.js';
 
 const pad = (rows: string[][]): string[] => {

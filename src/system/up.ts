@@ -1,13 +1,12 @@
-// `ivshm up` as a library call: check the file, start the supervisor and,
-// if asked, the dashboard; stop both on SIGINT/SIGTERM.
+// `ivshm up` as a library call: check the file, start the supervisor and, if
+// asked, the dashboard; one stop() for both.
 import { ConfigError } from '../errors.js';
 import { checkSystemFile, formatProblem, type CheckOptions } from './check.js';
-import { terminalProgress } from './progress.js';
 import { parseListen, StatusServer } from './status-server.js';
-import { formatStatus } from './status-format.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
 
 export interface UpOptions extends CheckOptions, SupervisorOptions {
+  /** Serve the dashboard on HOST:PORT (port 0 picks a free one). */
   http?: string;
 }
 
@@ -22,13 +21,8 @@ export async function upSystem(file: string, opts: UpOptions = {}): Promise<Runn
   if (!r.system) {
     throw new ConfigError(`${file} has ${r.problems.length} problem(s); nothing was started:\n${r.problems.map((p) => formatProblem(file, p)).join('\n')}`);
   }
-  const progress = terminalProgress();
-  const supervisor = new Supervisor(r.system, { progress: (n, t, w) => progress.step(n, t, w), ...opts });
-  try {
-    await supervisor.start();
-  } finally {
-    progress.done();
-  }
+  const supervisor = new Supervisor(r.system, opts);
+  await supervisor.start();
   let server: StatusServer | null = null;
   if (opts.http) {
     const { host, port } = parseListen(opts.http);
@@ -46,41 +40,4 @@ export async function upSystem(file: string, opts: UpOptions = {}): Promise<Runn
     await supervisor.stop();
   })());
   return { supervisor, server, stop };
-}
-
-/** Foreground `ivshm up`: run until SIGINT/SIGTERM, then leave nothing behind. */
-export async function upForeground(file: string, opts: UpOptions = {}): Promise<void> {
-  const log = opts.log ?? ((l: string) => console.log(l));
-  // Signals are caught from the first moment: one that arrives while the
-  // system is still starting stops it as soon as start() returns.
-  let signalled: (() => void) | null = null;
-  let signals = 0;
-  const stopRequested = new Promise<void>((resolve) => (signalled = resolve));
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (++signals > 1) {
-      log(`second ${sig}: exiting now`);
-      process.exit(130);
-    }
-    log(`${sig}: stopping cells, bridges, brokers and namespaces`);
-    signalled!();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  process.on('SIGHUP', onSignal);
-  const sys = await upSystem(file, opts);
-  if (!signals) {
-    // Give the peers a moment to join so the first table shows them.
-    for (let i = 0; i < 30 && !signals && !sys.supervisor.status().links.every((l) => l.members.every((m) => m.joined)); i++) {
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    log(formatStatus(sys.supervisor.status()));
-    if (sys.supervisor.dashboardUrl) log(`dashboard: ${sys.supervisor.dashboardUrl}`);
-    log(`running; ivshm status / ivshm cell stop|start|restart NAME from another terminal; Ctrl-C stops everything`);
-  }
-  await Promise.race([stopRequested, new Promise<void>((r) => sys.supervisor.once('stopped', () => r()))]);
-  await sys.stop();
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  process.off('SIGHUP', onSignal);
-  log('stopped; nothing left behind');
 }

@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { checkSystemFile, checkSystemText } from '../../src/system/check.js';
-import { demoSystemYaml } from '../../src/system/demo-system.js';
+import { demoSystemYaml } from '../../src/demo/system.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const fixture = (name: string): string => path.join(root, 'test/fixtures', `system-bad-${name}.yaml`);

@@ -1,12 +1,17 @@
 // Shared by the supervisor and dashboard tests: run `ivshm up` as a real
 // child process with a private runtime directory and talk to it through the
 // real CLI and control socket.
+import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { controlRequest, controlSocket } from '../../src/system/runtime-dir.js';
-import type { SystemStatus } from '../../src/system/supervisor.js';
+import { checkSystemText } from '../../src/system/check.js';
+import { controlRequest } from '../../src/system/control-client.js';
+import { controlSocket } from '../../src/system/runtime-dir.js';
+import type { SystemStatus } from '../../src/system/status.js';
+import { Supervisor } from '../../src/system/supervisor.js';
 import { until } from '../helpers/wait.js';
 
 export const root = new URL('../../../', import.meta.url).pathname;
@@ -36,7 +41,7 @@ export async function startUp(file: string, system: string, extra: string[] = []
     base,
     dir,
     output: () => out,
-    status: () => controlRequest<SystemStatus>(controlSocket(dir), { op: 'status' }),
+    status: () => controlRequest(controlSocket(dir), { op: 'status' }),
     ivshm: (...args) => {
       const r = spawnSync(process.execPath, [cli, ...args], { env, encoding: 'utf8', timeout: 30_000 });
       return { status: r.status, stdout: r.stdout, stderr: r.stderr };
@@ -127,4 +132,59 @@ export function fixtureCopy(name: string, replace: Record<string, string>): stri
   const file = path.join(dir, name);
   fs.writeFileSync(file, text);
   return file;
+}
+
+/**
+ * A Supervisor in this process (the library, not the CLI) for a system of
+ * three idle cells a, b, c and links <prefix>-ab, <prefix>-bc; `done` stops it
+ * and removes its scratch directory.
+ */
+export async function startSupervisor(name: string, prefix: string): Promise<{ sup: Supervisor; done: () => Promise<void> }> {
+  const text = `
+name: ${name}
+cells:
+  - { name: a, command: "true", autostart: false }
+  - { name: b, command: "true", autostart: false }
+  - { name: c, command: "true", autostart: false }
+links:
+  - { name: ${prefix}-ab, kind: raw, outputSize: 4K, members: [{ cell: a }, { cell: b }] }
+  - { name: ${prefix}-bc, kind: raw, outputSize: 4K, members: [{ cell: b }, { cell: c }] }
+`;
+  const r = checkSystemText(text, path.join(os.tmpdir(), `${name}.yaml`), { shmFree: null });
+  assert.deepEqual(r.problems, []);
+  const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-lib-'));
+  const sup = new Supervisor(r.system!, { dir: path.join(scratch, name), log: () => {} });
+  await sup.start();
+  return {
+    sup,
+    done: async () => {
+      await sup.stop();
+      fs.rmSync(scratch, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Connect to a UNIX socket, send `data`, close; resolves when the connection is gone. */
+export function sendRaw(socket: string, data: string): Promise<void> {
+  return new Promise((resolve) => {
+    const s = net.createConnection(socket, () => s.end(data));
+    s.on('close', () => resolve());
+    s.on('error', () => resolve());
+  });
+}
+
+/** Send one line and resolve with the first line that comes back. */
+export function askRaw(socket: string, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const s = net.createConnection(socket, () => s.write(`${line}\n`));
+    s.on('data', (d) => {
+      buf += d.toString();
+      if (buf.includes('\n')) {
+        s.end();
+        resolve(buf.slice(0, buf.indexOf('\n')));
+      }
+    });
+    s.on('error', reject);
+  });
 }

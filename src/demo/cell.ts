@@ -1,4 +1,4 @@
-// The cell program of the demo and of the supervisor tests. It joins every
+// The cell program of the demo, the examples and the supervisor tests. It joins every
 // non-net link it was given (connect with no configuration: IVSHM_LINKS) and
 // plays ping-pong over it: on channel links with the message channel of
 // src/channel, on raw links with a mailbox; with DEMO_NET_PEER set it also
@@ -7,8 +7,8 @@
 //
 // Raw-link mailbox in each peer's own output section (little-endian):
 //   0: u32 sequence   4: u32 payload length   8: payload
-// A peer only writes its own section and only reads the other's (a.6), and
-// every length read from the peer is range-checked before use.
+// A peer only writes its own section and only reads the other's (docs/spec.md, "1.1 Sections"),
+// and every length read from the peer is range-checked before use.
 //
 // Options: --role ping|pong, --crash-after MS (exit 3, for restart tests).
 // Env: DEMO_INTERVAL_MS (pause between pings, default 10), DEMO_PAYLOAD (bytes,
@@ -16,7 +16,7 @@
 import dgram from 'node:dgram';
 import { Channel } from '../channel/channel.js';
 import type { Device } from '../ivshmem/device.js';
-import { cellLinks, connectCellLink, CounterReporter, type LinkCounters } from './cell-env.js';
+import { cellLinks, connectCellLink, CounterReporter, type LinkCounters } from '../system/cell-env.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);

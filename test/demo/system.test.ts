@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { isRoot, root } from './helpers.js';
+import { isRoot, root } from '../system/helpers.js';
 import { unprivilegedBlocked } from '../helpers/unprivileged.js';
 
-const script = `import { runDemo } from ${JSON.stringify(path.join(root, 'dist/src/system/demo-system.js'))};
+const script = `import { runDemo } from ${JSON.stringify(path.join(root, 'dist/src/demo/system.js'))};
 await runDemo({ durationMs: 6000, statusEverySeconds: 2 });`;
 
 function lastChatRate(out: string): number {

@@ -1,6 +1,6 @@
 // The built-in demo system (`npm start`): two cells joined by an ivshmem-net
 // link and a message channel, traffic flowing, status printed, dashboard URL
-// shown (issue 6 item 5). As root each cell gets its own network namespace
+// shown (README, "The demo"). As root each cell gets its own network namespace
 // and the net link a TAP device on each side, and the cells exchange UDP over
 // it; without root it says so and runs what needs no root (the brokers and
 // the channel ping-pong).
@@ -8,10 +8,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { formatStatus } from './status-format.js';
-import { upSystem, type RunningSystem } from './up.js';
+import { terminalProgress } from '../system/progress.js';
+import { formatStatus } from '../system/status-format.js';
+import { upSystem, type RunningSystem } from '../system/up.js';
 
-const demoCell = fileURLToPath(new URL('./demo-cell.js', import.meta.url));
+const demoCell = fileURLToPath(new URL('./cell.js', import.meta.url));
 
 /** The demo's system file; with namespaces each cell gets its own and the net link a TAP per side. */
 export function demoSystemYaml(opts: { namespaces: boolean }): string {
@@ -80,7 +81,12 @@ export async function runDemo(opts: DemoOptions = {}): Promise<void> {
   process.on('SIGTERM', stopNow);
   let printer: NodeJS.Timeout | null = null;
   try {
-    sys = await upSystem(file, { http: opts.http ?? '127.0.0.1:0', cellOutput: false, log });
+    const progress = terminalProgress();
+    try {
+      sys = await upSystem(file, { http: opts.http ?? '127.0.0.1:0', cellOutput: false, log, progress: (n, t, w) => progress.step(n, t, w) });
+    } finally {
+      progress.done();
+    }
     const s = sys;
     if (!stopped) {
       log(`system file: ${file} (try: ivshm check ${file})`);
