@@ -12,7 +12,8 @@ export {
   IVSHM_REG_STATE,
   type EndpointCounters,
 } from './ivshmem/endpoint-base.js';
-export { resolveLinkParams, regionLayout, type LinkParams } from './ivshmem/layout.js';
+export { regionLayout } from './ivshmem/layout.js';
+export { checkLinkParams, resolveLinkParams, type LinkParams, type LinkParamsInput, type ParamProblem } from './ivshmem/params.js';
 export { parseSize } from './units.js';
 export { QemuServer, qemuShmSize, type QemuServerOptions } from './ivshmem/qemu/server.js';
 export { connectQemu, QemuEndpoint, type ConnectQemuOptions } from './ivshmem/qemu/client.js';
@@ -30,7 +31,8 @@ export {
 } from './net/endpoint.js';
 export type { NetCounters } from './net/counters.js';
 export { ivshmNetSizing, type NetSizing } from './net/sizing.js';
-export { TapBridge, deriveMac, type BridgeLink, type TapBridgeCounters, type TapBridgeOptions } from './net/tap-bridge.js';
+export { deriveMac } from './net/mac.js';
+export { TapBridge, type BridgeLink, type TapBridgeCounters, type TapBridgeOptions } from './net/tap-bridge.js';
 export { openTap, TapDevice, type TapOptions } from './sys/tap.js';
 export { withNetns } from './sys/netns.js';
 export * from './channel/index.js';

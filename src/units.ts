@@ -41,13 +41,17 @@ export function sizeValue(v: unknown): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
+/** Why `v` is not a size, or undefined when it is one. */
+export function sizeProblem(v: unknown): string | undefined {
+  if (sizeValue(v) !== undefined) return undefined;
+  return `${JSON.stringify(v)} is not a size; write bytes with an optional K, M or G suffix, or in hex: 64K, 1M, 0x7F000`;
+}
+
 /** Parse a size; throws InvalidArgumentError naming `what`. */
 export function parseSize(v: number | string, what: string): number {
-  const n = sizeValue(v);
-  if (n === undefined) {
-    throw new InvalidArgumentError(`${what}: ${JSON.stringify(v)} is not a size; write bytes with an optional K, M or G suffix, or in hex: 64K, 1M, 0x7F000`);
-  }
-  return n;
+  const problem = sizeProblem(v);
+  if (problem) throw new InvalidArgumentError(`${what}: ${problem}`);
+  return sizeValue(v)!;
 }
 
 /** Why `bytes` cannot be a section, or undefined when it can (the caller rounds to the page first). */
@@ -66,10 +70,12 @@ export function integerValue(v: unknown): number | undefined {
   return Number.isSafeInteger(n) ? n : undefined;
 }
 
-/** Why `v` is not an integer in [min, max], or undefined when it is. */
-export function integerProblem(v: unknown, min: number, max: number): string | undefined {
+/** Why `v` is not an integer in [min, max], or undefined; `show` formats numbers (e.g. as hex). */
+export function integerProblem(v: unknown, min: number, max: number, show: (n: number) => string = String): string | undefined {
   const n = integerValue(v);
-  return n === undefined || n < min || n > max ? `"${String(v)}" must be an integer in ${min}..${max}` : undefined;
+  if (n === undefined) return `${JSON.stringify(v)} is not an integer (decimal or 0x hex)`;
+  if (n < min || n > max) return `${show(n)} is outside ${show(min)}..${show(max)}`;
+  return undefined;
 }
 
 /** Parse an integer ("16", "0x4001") in [min, max]; throws InvalidArgumentError naming `what`. */
@@ -78,6 +84,9 @@ export function parseInteger(v: number | string, min: number, max: number, what:
   if (problem) throw new InvalidArgumentError(`${what}: ${problem}`);
   return integerValue(v)!;
 }
+
+/** 0x0001, 0x4348: how protocol numbers are shown. */
+export const hex4 = (n: number): string => `0x${n.toString(16).toUpperCase().padStart(4, '0')}`;
 
 /** "4 KiB", "1.5 MiB", "1 GiB": for messages and status lines. */
 export function formatBytes(n: number): string {

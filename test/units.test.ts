@@ -41,7 +41,7 @@ test('integers: decimal or 0x hex within a range, the message names what', () =>
   assert.equal(parseInteger(16, 1, 16, 'vectors'), 16);
   assert.equal(integerValue('0X1F'), 31);
   for (const bad of ['17', '0', 'two', '1.0', '']) {
-    assert.throws(() => parseInteger(bad, 1, 16, 'vectors'), (e: unknown) => e instanceof InvalidArgumentError && e.message === `vectors: ${JSON.stringify(bad)} must be an integer in 1..16`);
+    assert.throws(() => parseInteger(bad, 1, 16, 'vectors'), (e: unknown) => e instanceof InvalidArgumentError && /^vectors: (".*" is not an integer \(decimal or 0x hex\)|\d+ is outside 1\.\.16)$/.test(e.message));
   }
 });
 

@@ -1,6 +1,7 @@
 // `ivshm broker`: run one link's broker in the foreground (issue 2 CLI contract).
 import type { Command } from 'commander';
 import { Broker } from '../ivshmem/broker.js';
+import { withFlagNames } from './flags.js';
 import { onStopSignals, timestamp } from './util.js';
 
 export function register(program: Command): void {
@@ -17,16 +18,17 @@ export function register(program: Command): void {
     .option('--protocol <p>', 'protocol ID 0..0xFFFF', '0')
     .option('--json', 'log one JSON object per line')
     .action(async (o: Record<string, string | boolean | undefined>) => {
-      const broker = new Broker({
-        socket: o.socket as string,
-        peers: o.peers as string,
-        outputSize: o.outputSize as string,
-        name: o.name as string | undefined,
-        vectors: o.vectors as string,
-        stateSize: o.stateSize as string,
-        rwSize: o.rwSize as string,
-        protocol: o.protocol as string,
-      });
+      const broker = withFlagNames(['name', 'peers', 'outputSize', 'vectors', 'stateSize', 'rwSize', 'protocol'], () =>
+        new Broker({
+          socket: o.socket as string,
+          peers: o.peers as string,
+          outputSize: o.outputSize as string,
+          name: o.name as string | undefined,
+          vectors: o.vectors as string,
+          stateSize: o.stateSize as string,
+          rwSize: o.rwSize as string,
+          protocol: o.protocol as string,
+        }));
       broker.on('log', (l) => {
         if (o.json) console.log(JSON.stringify({ time: new Date().toISOString(), level: l.level, message: l.message }));
         else console.log(`${timestamp()} ${l.level === 'warn' ? 'WARN ' : ''}${l.message}`);

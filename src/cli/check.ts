@@ -23,7 +23,7 @@ export function register(program: Command): void {
       let bad = 0;
       for (const file of files) {
         const r = checkSystemFile(file, {
-          ...(o.maxShm !== undefined ? { maxSharedMemory: parseSize(o.maxShm, '--max-shm') } : {}),
+          ...(o.maxShm !== undefined ? { maxSharedMemory: parseSize(o.maxShm, '--max-shm'), maxSharedMemoryName: '--max-shm' } : {}),
           ...(o.shmFree ? {} : { shmFree: null }),
         });
         for (const p of r.problems) console.error(formatProblem(file, p));

@@ -3,6 +3,7 @@
 // (qemu-ivshmem-notes.md §2; docs/qemu.md). Thin: the logic is QemuServer.
 import type { Command } from 'commander';
 import { QemuServer } from '../ivshmem/qemu/server.js';
+import { withFlagNames } from './flags.js';
 import { onStopSignals, timestamp } from './util.js';
 
 export function register(program: Command): void {
@@ -15,13 +16,14 @@ export function register(program: Command): void {
     .option('--shm <name>', 'keep the memory in /dev/shm/NAME (removed on exit) instead of an anonymous memfd')
     .option('--json', 'log one JSON object per line')
     .action(async (o: { socket: string; size: string; vectors: string; shm?: string; json?: boolean }) => {
-      const server = new QemuServer({
-        socket: o.socket,
-        size: o.size,
-        vectors: o.vectors,
-        shm: o.shm,
-        log: (message) => console.log(o.json ? JSON.stringify({ time: new Date().toISOString(), message }) : `${timestamp()} ${message}`),
-      });
+      const server = withFlagNames(['socket', 'size', 'vectors', 'shm'], () =>
+        new QemuServer({
+          socket: o.socket,
+          size: o.size,
+          vectors: o.vectors,
+          shm: o.shm,
+          log: (message) => console.log(o.json ? JSON.stringify({ time: new Date().toISOString(), message }) : `${timestamp()} ${message}`),
+        }));
       await server.start();
       onStopSignals(() => server.stop());
     });

@@ -18,7 +18,7 @@ export function register(program: Command): void {
     .action(async (file: string, o: { http?: string; runtimeDir?: string; maxShm?: string; quiet?: boolean }) => {
       await upForeground(file, {
         ...(o.http ? { http: o.http } : {}),
-        ...(o.maxShm ? { maxSharedMemory: parseSize(o.maxShm, '--max-shm') } : {}),
+        ...(o.maxShm ? { maxSharedMemory: parseSize(o.maxShm, '--max-shm'), maxSharedMemoryName: '--max-shm' } : {}),
         ...(o.runtimeDir ? { runtimeBase: o.runtimeDir } : {}),
         ...(o.quiet ? { cellOutput: false } : {}),
       });

@@ -47,17 +47,12 @@ import {
   REFUSE,
   type Hello,
 } from './control-protocol.js';
-import { memfdName, resolveLinkParams, type LinkParams } from './layout.js';
+import { memfdName } from './layout.js';
+import { resolveLinkParams, type LinkParams, type LinkParamsInput } from './params.js';
 
-export interface BrokerOptions {
+/** The link's parameters (the name defaults to the socket's base name) and how the broker serves it. */
+export interface BrokerOptions extends LinkParamsInput {
   socket: string;
-  peers: number | string;
-  outputSize: number | string;
-  name?: string;
-  vectors?: number | string;
-  protocol?: number | string;
-  stateSize?: number | string;
-  rwSize?: number | string;
   /**
    * When set, a peer must ask for one of these IDs and present its token, so
    * a supervisor can give each cell exactly one place on the link.
@@ -327,17 +322,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const fds = [mem.stateRoFd, outFd, stateBell, ...selfBells, ...(mem.rwFd >= 0 ? [mem.rwFd] : [])];
     const err = sendMessage(
       client.fd,
-      encodeInit({
-        version: CONTROL_VERSION,
-        id,
-        maxPeers: p.peers,
-        vectors: p.vectors,
-        protocol: p.protocol,
-        stateSize: p.stateSize,
-        rwSize: p.rwSize,
-        outputSize: p.outputSize,
-        name: p.name,
-      }),
+      encodeInit({ version: CONTROL_VERSION, id, ...p }),
       fds,
     );
     // The peer has its own copies now; self doorbells need no broker copy.

@@ -7,6 +7,7 @@
 // peer, writes the State Table. Transport: AF_UNIX SOCK_SEQPACKET, one
 // message per packet, all integers little-endian.
 import { ProtocolError } from '../errors.js';
+import type { LinkParams } from './params.js';
 
 export const CONTROL_VERSION = 1;
 /** "IVSM" little-endian: first word of HELLO, so a stray client is told apart from an old one. */
@@ -87,16 +88,10 @@ export function encodeSetState(value: number): Buffer {
 
 // ---- broker -> peer ----
 
-export interface Init {
+/** INIT: the link's parameters (`peers` is MAX_PEERS) and the joining peer's ID. */
+export interface Init extends LinkParams {
   version: number;
   id: number;
-  maxPeers: number;
-  vectors: number;
-  protocol: number;
-  stateSize: number;
-  rwSize: number;
-  outputSize: number;
-  name: string;
 }
 
 /** INIT fds, in order: state (RO), own output (RW), state doorbell, self doorbells x vectors, [rw (RW) if rwSize > 0]. */
@@ -107,7 +102,7 @@ export function encodeInit(m: Init): Buffer {
   const body = Buffer.alloc(48 + name.length);
   body.writeUInt16LE(m.version, 0);
   body.writeUInt32LE(m.id, 4);
-  body.writeUInt32LE(m.maxPeers, 8);
+  body.writeUInt32LE(m.peers, 8);
   body.writeUInt32LE(m.vectors, 12);
   body.writeUInt32LE(m.protocol, 16);
   body.writeBigUInt64LE(BigInt(m.stateSize), 24);
@@ -197,7 +192,7 @@ export function decodeMessage(packet: Buffer): Message {
         init: {
           version: body.readUInt16LE(0),
           id: body.readUInt32LE(4),
-          maxPeers: body.readUInt32LE(8),
+          peers: body.readUInt32LE(8),
           vectors: body.readUInt32LE(12),
           protocol: body.readUInt32LE(16),
           stateSize: big(24),

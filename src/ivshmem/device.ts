@@ -31,8 +31,9 @@ import { cellConnectOptions } from './cell-links.js';
 import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type SectionSizes } from './endpoint.js';
 import { EndpointBase } from './endpoint-base.js';
 import { constants } from 'node:os';
-import { MAX_PEERS_LIMIT, MAX_VECTORS, memfdName } from './layout.js';
-import { isPageMultiple, PAGE, sectionSizeProblem } from '../units.js';
+import { memfdName } from './layout.js';
+import { checkLinkParams, problemText } from './params.js';
+import { PAGE } from '../units.js';
 
 const EAGAIN = constants.errno.EAGAIN;
 
@@ -101,7 +102,7 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
     super(init.vectors);
     this.sock = sock;
     this.id = init.id;
-    this.maxPeers = init.maxPeers;
+    this.maxPeers = init.peers;
     this.vectors = init.vectors;
     this.protocol = init.protocol;
     this.name = init.name;
@@ -126,7 +127,7 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
       closeFd(outFd);
       if (rwFd >= 0) closeFd(rwFd);
     }
-    this.table = new Uint32Array(this.stateMap.buffer, 0, init.maxPeers);
+    this.table = new Uint32Array(this.stateMap.buffer, 0, init.peers);
     this.output = Buffer.from(this.outMap.buffer, 0, init.outputSize);
     this.rw = this.rwMap ? Buffer.from(this.rwMap.buffer) : null;
     this.primeStateCache();
@@ -198,23 +199,19 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
     });
   }
 
-  /** The broker is trusted, but its message is still checked before use. */
+  /**
+   * The broker is trusted, but its message is still checked before use, and
+   * before anything is mapped: a view above the largest section aborts the
+   * process instead of throwing (docs/spec.md §1.5, §2).
+   */
   private static checkInit(init: Init, nfds: number): void {
     const bad = (what: string) => {
       throw new ProtocolError(`broker sent a bad INIT: ${what}`);
     };
     if (init.version !== CONTROL_VERSION) bad(`version ${init.version}`);
-    if (init.maxPeers < 2 || init.maxPeers > MAX_PEERS_LIMIT) bad(`MAX_PEERS ${init.maxPeers}`);
-    if (init.id >= init.maxPeers) bad(`ID ${init.id}`);
-    if (init.vectors < 1 || init.vectors > MAX_VECTORS) bad(`${init.vectors} vectors`);
-    if (init.stateSize < init.maxPeers * 4 || !isPageMultiple(init.stateSize)) bad(`state size ${init.stateSize}`);
-    if (!isPageMultiple(init.rwSize) || !isPageMultiple(init.outputSize)) bad('sizes not page multiples');
-    // Checked before anything is mapped: a view above the limit aborts the
-    // process instead of throwing (docs/spec.md §1.5).
-    for (const [what, n] of [['state', init.stateSize], ['R/W', init.rwSize], ['output', init.outputSize]] as const) {
-      const problem = sectionSizeProblem(n);
-      if (problem) bad(`${what} section size: ${problem}`);
-    }
+    const { problems } = checkLinkParams(init, { pages: 'exact' });
+    if (problems.length) bad(problemText(problems));
+    if (init.id >= init.peers) bad(`ID ${init.id}`);
     if (nfds !== initFdCount(init.vectors, init.rwSize)) bad(`${nfds} fds`);
   }
 

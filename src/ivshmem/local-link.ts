@@ -7,7 +7,7 @@
 import { ClosedError, RefusedError } from '../errors.js';
 import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type SectionSizes } from './endpoint.js';
 import { EndpointBase } from './endpoint-base.js';
-import { resolveLinkParams, type LinkParams } from './layout.js';
+import { resolveLinkParams, type LinkParams } from './params.js';
 
 export interface LocalLinkOptions {
   name?: string;

@@ -12,7 +12,6 @@
 // pushes back, TAP reading pauses (the kernel queues, then TCP slows down)
 // instead of dropping, and resumes on 'writable'.
 import { EventEmitter } from 'node:events';
-import { createHash } from 'node:crypto';
 import { IvshmError, NotSupportedError, OsError } from '../errors.js';
 import { EBADFD, ETH_HLEN, openTap, type TapDevice, type TapOptions } from '../sys/tap.js';
 import type { Watch } from '../sys/poll.js';
@@ -77,17 +76,6 @@ export interface TapBridgeOptions {
 
 const BATCH_DEFAULT = 64;
 const VLAN_HLEN = 4;
-
-/**
- * A MAC derived from a seed (link name and peer ID): stable across restarts,
- * locally administered, unicast (users of the Linux driver asked for a MAC
- * that does not change on every boot, ivshmem-v2-notes.md c.1 "MAC is random").
- */
-export function deriveMac(linkName: string, id: number): string {
-  const h = createHash('sha256').update(`ivshm-net\0${linkName}\0${id}`).digest();
-  h[0] = (h[0]! & 0xfc) | 0x02; // locally administered, unicast
-  return Array.from(h.subarray(0, 6), (x) => x.toString(16).padStart(2, '0')).join(':');
-}
 
 export class TapBridge extends EventEmitter<TapBridgeEvents> {
   readonly tap: TapDevice;

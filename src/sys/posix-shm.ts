@@ -3,19 +3,17 @@
 // can open it by name (qemu-ivshmem-notes.md §4, `-M`). glibc's shm_open is
 // open(2) under /dev/shm, so no extra binding is needed.
 import fs from 'node:fs';
-import { InvalidArgumentError } from '../errors.js';
+import { checkName } from '../units.js';
 import { c, fail, K } from './libc.js';
 
 const O_CREAT = 0o100;
 const O_EXCL = 0o200;
 const F_DUPFD_CLOEXEC = 1030;
 
-/** Validate a shm object name: one path component, as shm_open requires. */
+/** Validate a shm object name (the one name rule, src/units.ts; shm_open's leading '/' is allowed). */
 export function shmPath(name: string): string {
   const bare = name.startsWith('/') ? name.slice(1) : name;
-  if (!/^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$/.test(bare)) {
-    throw new InvalidArgumentError(`shm name "${name}" must be 1-200 characters of letters, digits, '.', '_', ':' or '-' (it becomes /dev/shm/NAME)`);
-  }
+  checkName(bare, 'shared memory object');
   return `/dev/shm/${bare}`;
 }
 
@@ -26,7 +24,7 @@ export function shmPath(name: string): string {
 export function shmCreate(name: string, size: number): { fd: number; path: string } {
   const path = shmPath(name);
   const fd = c.open(path, K.O_RDWR | O_CREAT | O_EXCL | K.O_CLOEXEC, 0o600) as number;
-  if (fd < 0) fail('open', path, 'if a stale object is left over, remove it or choose another --shm name');
+  if (fd < 0) fail('open', path, 'if a stale object is left over, remove it or choose another name');
   if ((c.ftruncate(fd, size) as number) < 0) {
     c.close(fd);
     fs.rmSync(path, { force: true });

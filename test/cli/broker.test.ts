@@ -41,3 +41,15 @@ test('1 GiB sections (the largest) start and a peer joins and maps them', async 
   await b.stop();
   assert.equal(b.child.exitCode, 0, b.stderr.join(''));
 });
+
+test('the CLI names its flags where the library names option keys (every problem at once)', () => {
+  const run = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20000 });
+  const b = run('broker', '--socket', tmpSocket('cli-broker'), '--peers', '1', '--vectors', '0', '--output-size', '12Q', '--name', '../x');
+  assert.equal(b.status, 2, b.stderr);
+  assert.equal(b.stderr.trim(), 'ivshm: --name: "../x" is not a valid link name: use 1-64 letters, digits, \'.\', \'_\' or \'-\', starting with a letter or digit; ' +
+    '--peers: 1 is outside 2..64; --vectors: 0 is outside 1..16; ' +
+    '--output-size: "12Q" is not a size; write bytes with an optional K, M or G suffix, or in hex: 64K, 1M, 0x7F000 [IVSHM_ERR_INVALID_ARGUMENT]');
+  const q = run('qemu-server', '--socket', tmpSocket('cli-qemu'), '--size', 'lots', '--vectors', '65');
+  assert.equal(q.status, 2, q.stderr);
+  assert.match(q.stderr, /^ivshm: --size: "lots" is not a size/);
+});

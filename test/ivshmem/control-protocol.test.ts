@@ -14,7 +14,7 @@ test('golden bytes of HELLO, SET_STATE, PEER_JOINED, PEER_GONE', () => {
 });
 
 test('INIT round-trips with every field', () => {
-  const init = { version: 1, id: 2, maxPeers: 3, vectors: 16, protocol: 0x4001, stateSize: 4096, rwSize: 0x9000, outputSize: 0x7f000, name: 'net0' };
+  const init = { version: 1, id: 2, peers: 3, vectors: 16, protocol: 0x4001, stateSize: 4096, rwSize: 0x9000, outputSize: 0x7f000, name: 'net0' };
   const m = decodeMessage(encodeInit(init));
   assert.equal(m.type, MSG.INIT);
   assert.deepEqual(m.type === MSG.INIT && m.init, init);

@@ -47,7 +47,7 @@ function fakeBroker(socket: string, init: Omit<Init, 'version' | 'id' | 'name'>)
   };
 }
 
-const base = { maxPeers: 2, vectors: 1, protocol: 0, stateSize: PAGE, rwSize: 0, outputSize: PAGE };
+const base = { peers: 2, vectors: 1, protocol: 0, stateSize: PAGE, rwSize: 0, outputSize: PAGE };
 
 for (const [key, what] of [['stateSize', 'state'], ['rwSize', 'R/W'], ['outputSize', 'output']] as const) {
   test(`INIT announcing a ${what} section above 1 GiB is refused before mapping`, async () => {
@@ -55,12 +55,24 @@ for (const [key, what] of [['stateSize', 'state'], ['rwSize', 'R/W'], ['outputSi
     const b = fakeBroker(socket, { ...base, [key]: GiB + PAGE });
     try {
       await assert.rejects(connect({ socket, timeoutMs: 10000 }), (e: unknown) =>
-        e instanceof ProtocolError && e.message === `broker sent a bad INIT: ${what} section size: ${GiB + PAGE} bytes is above the largest section size, 1 GiB (${GiB} bytes)`);
+        e instanceof ProtocolError && e.message === `broker sent a bad INIT: ${key}: ${GiB + PAGE} bytes is above the largest section size, 1 GiB (${GiB} bytes)`);
     } finally {
       b.close();
     }
   });
 }
+
+test('INIT with bad link parameters is refused with every problem', async () => {
+  const socket = tmpSocket('fake-init');
+  const b = fakeBroker(socket, { ...base, peers: 65, vectors: 0, outputSize: 100 });
+  try {
+    await assert.rejects(connect({ socket, timeoutMs: 10000 }), (e: unknown) =>
+      e instanceof ProtocolError &&
+      e.message === 'broker sent a bad INIT: peers: 65 is outside 2..64; vectors: 0 is outside 1..16; outputSize: 100 bytes is not a multiple of the 4096-byte page');
+  } finally {
+    b.close();
+  }
+});
 
 test('INIT with 1 GiB sections (the largest) is mapped', async () => {
   const socket = tmpSocket('fake-init');

@@ -5,12 +5,17 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { checkSystemFile, checkSystemText } from '../../src/system/check.js';
 import { demoSystemYaml } from '../../src/demo/system.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
-const fixture = (name: string): string => path.join(root, 'test/fixtures', `system-bad-${name}.yaml`);
+const fixtureDir = path.join(root, 'test/fixtures');
+const fixture = (name: string): string => {
+  const json = path.join(fixtureDir, `system-bad-${name}.json`);
+  return fs.existsSync(json) ? json : path.join(fixtureDir, `system-bad-${name}.yaml`);
+};
 const cli = path.join(root, 'dist/src/cli/main.js');
 
 // [fixture, exact problems as LINE:COL: PATH: REASON]
@@ -64,6 +69,9 @@ const RULES: [string, string[]][] = [
     "7:57: links[0].members[2].cell: cell \"a\" is already members[0] of this link; a cell joins a link once",
     "7:66: links[0].members[2].id: ID 9 is outside 0..2 (the link has 3 peers)",
   ]],
+  ['json-syntax', [
+    "3:39: not valid JSON: Expected double-quoted property name",
+  ]],
   ['mismatch-protocol', [
     "7:53: links[0].members[1].protocol: 0x4005 differs from the link's 0x4348; all peers of a link must agree",
   ]],
@@ -76,6 +84,9 @@ const RULES: [string, string[]][] = [
   ]],
   ['net-mtu', [
     "8:5: links[0].mtu: 9000 is outside 68..3648, the MTUs a 16384-byte output section allows",
+  ]],
+  ['net-mtu-tap', [
+    "8:5: links[0].mtu: 65535 is outside 68..65521, the MTUs a TAP device allows",
   ]],
   ['net-overlap', [
     "11:77: links[1].members[1].address: 10.0.0.9/16 overlaps 10.0.0.2/24 of link \"n0\" (links[0].members[1]) in namespace \"nb\"",
@@ -142,6 +153,12 @@ const RULES: [string, string[]][] = [
   ['vectors-zero', [
     "7:5: links[0].vectors: 0 is outside 1..16",
   ]],
+  ['yaml-alias-bomb', [
+    "aliases expand to too much (more than 100 alias uses, counting nested ones); write the repeated parts out",
+  ]],
+  ['yaml-depth', [
+    "1:39: nested more than 32 levels deep; a system file needs no more than 5 (see docs/system.md)",
+  ]],
   ['yaml-syntax', [
     "3:1: not valid YAML or JSON: Flow map in block collection must be sufficiently indented and end with a }",
   ]],
@@ -150,15 +167,15 @@ const RULES: [string, string[]][] = [
 for (const [name, expected] of RULES) {
   test(`check rejects ${name}`, () => {
     const r = checkSystemFile(fixture(name), { shmFree: name === 'shm-free' ? 512 * 1024 : null });
-    const got = r.problems.map((p) => `${p.line}:${p.column}: ${p.path ? `${p.path}: ` : ''}${p.message}`);
+    const got = r.problems.map((p) => `${p.line !== undefined ? `${p.line}:${p.column}: ` : ''}${p.path ? `${p.path}: ` : ''}${p.message}`);
     assert.deepEqual(got, expected);
     assert.equal(r.system, undefined);
   });
 }
 
 test('every rule has a fixture and every fixture a rule', () => {
-  const files = fs.readdirSync(path.join(root, 'test/fixtures')).filter((f) => f.startsWith('system-bad-'));
-  assert.deepEqual(files.map((f) => f.slice('system-bad-'.length, -'.yaml'.length)).sort(), RULES.map(([n]) => n).sort());
+  const files = fs.readdirSync(fixtureDir).filter((f) => f.startsWith('system-bad-'));
+  assert.deepEqual(files.map((f) => f.slice('system-bad-'.length).replace(/\.(yaml|json)$/, '')).sort(), RULES.map(([n]) => n).sort());
 });
 
 test('the CLI prints every problem with the file name and exits 1', () => {
@@ -169,6 +186,55 @@ test('the CLI prints every problem with the file name and exits 1', () => {
   assert.equal(lines.length, 6);
   assert.equal(lines[0], `${file}:6:5: links[0].vectors: 20 is outside 1..16`);
   assert.equal(lines[5], `${file}: 5 problems`);
+});
+
+test('3,000 levels of nesting, block or flow, YAML or JSON, are a problem, not a crash (check and up)', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-check-deep-'));
+  try {
+    const n = 3000;
+    const texts: [string, string][] = [
+      ['block.yaml', `cells:\n${Array.from({ length: n }, (_, i) => `${' '.repeat(i + 2)}a:`).join('\n')} 1\n`],
+      ['seq.yaml', `cells:\n${Array.from({ length: n }, (_, i) => `${' '.repeat(2 * i + 2)}-`).join('\n')} x\n`],
+      ['flow.yaml', `cells: ${'['.repeat(n)}${']'.repeat(n)}\n`],
+      ['deep.json', `{"cells": ${'{"a": '.repeat(n)}1${'}'.repeat(n)}}`],
+    ];
+    const message = 'nested more than 32 levels deep; a system file needs no more than 5 (see docs/system.md)';
+    for (const [name, text] of texts) {
+      const file = path.join(dir, name);
+      fs.writeFileSync(file, text);
+      assert.deepEqual(checkSystemFile(file).problems.map((p) => p.message), [message], name);
+      for (const cmd of ['check', 'up']) {
+        const r = spawnSync(process.execPath, [cli, cmd, file], { encoding: 'utf8', timeout: 30000 });
+        assert.equal(r.status, cmd === 'check' ? 1 : 2, `${cmd} ${name}: ${r.stderr}`);
+        assert.ok(r.stderr.includes(message), `${cmd} ${name}: ${r.stderr}`);
+        assert.doesNotMatch(r.stderr, /\n\s+at /, `${cmd} ${name}: a stack trace`);
+      }
+    }
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('an alias bomb is a problem, not a crash (check and up)', () => {
+  for (const cmd of ['check', 'up']) {
+    const r = spawnSync(process.execPath, [cli, cmd, fixture('yaml-alias-bomb')], { encoding: 'utf8', timeout: 30000 });
+    assert.equal(r.status, cmd === 'check' ? 1 : 2, r.stderr);
+    assert.match(r.stderr, /aliases expand to too much/);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});
+
+test('a .json file is read as JSON: its errors are JSON errors, and a file valid as YAML only is refused', () => {
+  const r = spawnSync(process.execPath, [cli, 'check', fixture('json-syntax')], { encoding: 'utf8' });
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /system-bad-json-syntax\.json:3:39: not valid JSON: Expected double-quoted property name\n/);
+  // YAML accepts this flow mapping (unquoted keys and values); JSON does not.
+  assert.deepEqual(checkSystemText('{cells: [{name: a, command: x}]}', 'x.json').problems.map((p) => p.message), [
+    'not valid JSON: Expected property name or \'}\'',
+  ]);
+  assert.deepEqual(checkSystemText('{cells: [{name: a, command: x}]}', 'x.yaml', { shmFree: null }).problems, []);
+  // Duplicate keys are legal JSON but ambiguous: refused, worded as JSON.
+  assert.deepEqual(checkSystemText('{"cells": [], "cells": []}', 'x.json').problems.map((p) => p.message), ['not valid JSON: Map keys must be unique']);
 });
 
 test('the shipped examples, the JSON fixture and the built-in demo pass', () => {

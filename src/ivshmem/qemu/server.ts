@@ -99,12 +99,12 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
 
   constructor(opts: QemuServerOptions) {
     super();
-    if (!opts.socket) throw new InvalidArgumentError('qemu-server needs --socket PATH');
+    if (!opts.socket) throw new InvalidArgumentError('socket: a QEMU ivshmem server needs a socket path');
     this.socketPath = opts.socket;
-    const requested = parseSize(opts.size ?? QEMU_DEFAULT_SIZE, '--size');
-    if (requested > QEMU_MAX_SIZE) throw new InvalidArgumentError(`--size ${requested} exceeds ${QEMU_MAX_SIZE} bytes`);
+    const requested = parseSize(opts.size ?? QEMU_DEFAULT_SIZE, 'size');
+    if (requested > QEMU_MAX_SIZE) throw new InvalidArgumentError(`size: ${requested} bytes is above the largest QEMU region, ${QEMU_MAX_SIZE} bytes`);
     this.size = qemuShmSize(Math.max(requested, 1));
-    this.vectors = parseInteger(opts.vectors ?? 1, 1, IVSHMEM_MAX_VECTORS, '--vectors');
+    this.vectors = parseInteger(opts.vectors ?? 1, 1, IVSHMEM_MAX_VECTORS, 'vectors');
     this.shmPath = opts.shm !== undefined ? shmPath(opts.shm) : null;
     this.shmName = opts.shm;
     this.log = opts.log ?? (() => {});
