@@ -1,24 +1,24 @@
 // Doorbell round trip between two peer processes in event mode (eventfd on
 // the libuv loop), beside a UNIX-socket ping-pong of the same 8-byte message,
-// interleaved in the same run. Writes bench/results/doorbell.{json,md}.
-//   node dist/bench/doorbell.js [--runs 5] [--n 20000]
+// interleaved in the same run. Writes doorbell.{json,md} into --out
+// (bench/results/ holds the published ones). `--help` lists the options.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { Broker } from '../src/ivshmem/broker.js';
-import { fmt, machine, spread, type Summary } from './stats.js';
+import { benchArgs } from './args.js';
+import { fmt, machine, machineLine, spread, writeResults, type Summary } from './stats.js';
 
-const args = process.argv.slice(2);
-const opt = (name: string, def: number) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? Number(args[i + 1]) : def;
-};
-const RUNS = opt('--runs', 5);
-const N = opt('--n', 20000);
+const args = benchArgs('doorbell', 'Doorbell round trip between two peer processes (event mode) beside a UNIX socket ping-pong, interleaved.', {
+  runs: { type: 'string', arg: 'N', help: 'runs of each path, interleaved (default 5; 1 with --quick)' },
+  n: { type: 'string', arg: 'N', help: 'round trips per run after warm-up (default 20000; 2000 with --quick)' },
+  quick: { type: 'boolean', help: 'a short run to see that it works' },
+});
+const RUNS = args.num('runs', { min: 1, max: 100, fallback: args.values.quick ? 1 : 5 });
+const N = args.num('n', { min: 10, max: 10_000_000, fallback: args.values.quick ? 2000 : 20000 });
 const PEER = new URL('./doorbell-peer.js', import.meta.url).pathname;
-const RESULTS = new URL('../../bench/results/', import.meta.url).pathname;
 const hasTaskset = spawnSync('taskset', ['--version']).status === 0;
 
 /** Start a role pinned to a core (when taskset exists) and return its first stdout line. */
@@ -62,6 +62,7 @@ async function udsRun(dir: string): Promise<Summary> {
   }
 }
 
+const m = machine();
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-bench-'));
 const rows: Record<string, Summary[]> = { ivshm: [], uds: [] };
 try {
@@ -74,7 +75,6 @@ try {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
-const m = machine();
 const command = `node dist/bench/doorbell.js --runs ${RUNS} --n ${N}`;
 const line = (label: string, s: Summary[]) =>
   `| ${label} | ${fmt(spread(s.map((x) => x.medianUs)))} | ${fmt(spread(s.map((x) => x.p99Us)))} | ${fmt(spread(s.map((x) => x.p999Us)))} |`;
@@ -87,9 +87,7 @@ const md = [
   line('ivshm doorbell (eventfd, event mode)', rows.ivshm!),
   line('UNIX stream socket ping-pong (`net`)', rows.uds!),
   '',
-  `Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; ${m.date}. Command: \`${command}\`.`,
+  `Machine: ${machineLine(m)}; ${m.date}. Command: \`${command}\`.`,
 ].join('\n');
-fs.mkdirSync(RESULTS, { recursive: true });
-fs.writeFileSync(path.join(RESULTS, 'doorbell.json'), JSON.stringify({ machine: m, command, runs: rows }, null, 2) + '\n');
-fs.writeFileSync(path.join(RESULTS, 'doorbell.md'), md + '\n');
+writeResults(args.out, { 'doorbell.json': JSON.stringify({ machine: m, command, runs: rows }, null, 2), 'doorbell.md': md });
 console.log(md);

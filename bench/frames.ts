@@ -1,4 +1,4 @@
-// `node dist/bench/frames.js [--runs R] [--scale S]`: frames per second and
+// `node dist/bench/frames.js [--runs R] [--scale S] [--out DIR]`: frames per second and
 // Gbit/s between two processes over ivshmem-net (event mode, a real broker,
 // Jailhouse's default 0x7F000 output sections) beside an AF_UNIX datagram
 // socket pair moving the same frames, in the same run, for 64 B, 1500 B and
@@ -8,8 +8,9 @@
 // what the datagram receiver does with its read().
 // Rate = frames / (receiver's last frame - sender's first send), both taken
 // with CLOCK_MONOTONIC (process.hrtime), which is shared by all processes.
-// Writes bench/results/frames.json and frames.md (median and min-max over
-// runs, interleaved), with the machine and Node version.
+// Writes frames.json and frames.md into --out (median and min-max over runs,
+// interleaved), with the machine and Node version; bench/results/ holds the
+// published ones.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -21,17 +22,15 @@ import { openNet } from '../src/net/endpoint.js';
 import { closeFd, readFd, writeFd, E } from '../src/sys/fd.js';
 import { unixDatagramPair } from '../src/sys/dgram-pair.js';
 import { watchReadable, watchWritable } from '../src/sys/poll.js';
-import { fmt, machine, spread } from './stats.js';
+import { parseArgs } from 'node:util';
+import { benchArgs } from './args.js';
+import { fmt, machine, machineLine, spread, writeResults } from './stats.js';
 
 const SELF = new URL(import.meta.url).pathname;
 const SIZES = [64, 1500, 16384];
 const BASE_FRAMES: Record<number, number> = { 64: 200_000, 1500: 100_000, 16384: 20_000 };
 const MTU = 16384;
 
-function argv(name: string, dflt: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1]! : dflt;
-}
 const out = (o: object) => process.stdout.write(JSON.stringify(o) + '\n');
 
 // ------------------------------------------------------------------ children
@@ -229,8 +228,14 @@ async function runDgram(size: number, count: number): Promise<Sample> {
 }
 
 async function parent(): Promise<void> {
-  const runs = Number(argv('runs', '3'));
-  const scale = Number(argv('scale', '1'));
+  const args = benchArgs('frames', 'Frames per second between two processes over ivshmem-net and over an AF_UNIX datagram pair, interleaved.', {
+    runs: { type: 'string', arg: 'N', help: 'runs per frame size and transport, interleaved (default 3; 1 with --quick)' },
+    scale: { type: 'string', arg: 'S', help: 'multiplies the frames per run (200k, 100k, 20k; at least 1000) (default 1; 0.05 with --quick)' },
+    quick: { type: 'boolean', help: 'a short run to see that it works' },
+  });
+  const runs = args.num('runs', { min: 1, max: 100, fallback: args.values.quick ? 1 : 3 });
+  const scale = args.num('scale', { min: 0.001, max: 1000, integer: false, fallback: args.values.quick ? 0.05 : 1 });
+  const m = machine();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-bench-frames-'));
   const results: { size: number; frames: number; ivshm: Sample[]; ivshmView: Sample[]; dgram: Sample[] }[] = [];
   try {
@@ -254,10 +259,7 @@ async function parent(): Promise<void> {
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
-  const m = machine();
   const command = `node dist/bench/frames.js --runs ${runs} --scale ${scale}`;
-  const resDir = path.join(path.dirname(SELF), '../../bench/results');
-  fs.mkdirSync(resDir, { recursive: true });
   const summary = results.map((r) => ({
     size: r.size,
     frames: r.frames,
@@ -266,7 +268,6 @@ async function parent(): Promise<void> {
     dgram: { fps: spread(r.dgram.map((x) => x.fps)), gbps: spread(r.dgram.map((x) => x.gbps)) },
     raw: { ivshm: r.ivshm, ivshmView: r.ivshmView, dgram: r.dgram },
   }));
-  fs.writeFileSync(path.join(resDir, 'frames.json'), JSON.stringify({ machine: m, command, runs, mtu: MTU, outputSection: 0x7f000, results: summary }, null, 2) + '\n');
   const lines = [
     `Frames between two processes, one direction, ${runs} runs per cell interleaved; ivshmem-net in event mode (broker link, 0x7F000 output sections, 2048 entries, MTU ${MTU}, sendBatch of 64), received with 'frame' (a private copy per frame) and with 'frame-view' (lent in place, copied into one reused buffer), beside an AF_UNIX SOCK_DGRAM socket pair (one write/read per frame into a reused buffer, poll-driven on the libuv loop).`,
     'Each cell: median over runs (min–max over runs).',
@@ -278,16 +279,23 @@ async function parent(): Promise<void> {
         `| ${r.size} B | ${r.frames} | ${fmt(r.ivshm.fps, 0)} | ${fmt(r.ivshm.gbps, 2)} | ${fmt(r.ivshmView.fps, 0)} | ${fmt(r.ivshmView.gbps, 2)} | ${fmt(r.dgram.fps, 0)} | ${fmt(r.dgram.gbps, 2)} |`,
     ),
     '',
-    `Machine: ${m.cpu}, ${m.cores} cores, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; ${m.date}. Command: \`${command}\`.`,
-    '',
+    `Machine: ${machineLine(m)}; ${m.date}. Command: \`${command}\`.`,
   ];
-  fs.writeFileSync(path.join(resDir, 'frames.md'), lines.join('\n'));
-  console.log(`wrote ${path.join(resDir, 'frames.md')}`);
+  writeResults(args.out, {
+    'frames.json': JSON.stringify({ machine: m, command, runs, mtu: MTU, outputSection: 0x7f000, results: summary }, null, 2),
+    'frames.md': lines.join('\n'),
+  });
 }
 
-const role = argv('role', '');
-const size = Number(argv('size', '64'));
-const count = Number(argv('count', '0'));
-if (role === 'net-tx' || role === 'net-rx') await netChild(role === 'net-tx' ? 'tx' : 'rx', argv('socket', ''), size, count, process.argv.includes('--view'));
-else if (role === 'dgram-tx' || role === 'dgram-rx') dgramChild(role === 'dgram-tx' ? 'tx' : 'rx', size, count);
-else await parent();
+// The parent spawns this file again with --role for each sender and receiver.
+if (process.argv.includes('--role')) {
+  const { values: c } = parseArgs({
+    strict: true,
+    options: { role: { type: 'string' }, socket: { type: 'string', default: '' }, size: { type: 'string', default: '64' }, count: { type: 'string', default: '0' }, view: { type: 'boolean', default: false } },
+  });
+  const size = Number(c.size);
+  const count = Number(c.count);
+  if (c.role === 'net-tx' || c.role === 'net-rx') await netChild(c.role === 'net-tx' ? 'tx' : 'rx', c.socket, size, count, c.view);
+  else if (c.role === 'dgram-tx' || c.role === 'dgram-rx') dgramChild(c.role === 'dgram-tx' ? 'tx' : 'rx', size, count);
+  else throw new Error(`frames: unknown --role ${c.role}`);
+} else await parent();

@@ -6,8 +6,8 @@
 // LoadTestRig method, anchors.md 1.3). Recorded in an HDR histogram (ns).
 // Throughput: send as fast as back-pressure allows for a bounded count or
 // time, then END; done when every receiver has answered with its count.
-import hdr from 'hdr-histogram-js';
 import { COUNT, DATA, END, PING, PONG, type BenchLink } from './ipc-links.js';
+import { newHistogram, nsToUs } from './stats.js';
 
 export interface LatencyResult {
   samples: number;
@@ -76,8 +76,8 @@ async function waitUntil(dueNs: number): Promise<void> {
 }
 
 export async function latency(link: BenchLink, size: number, samples: number, intervalUs: number, warmup: number): Promise<LatencyResult> {
-  const h = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120e9, numberOfSignificantValueDigits: 3 });
-  const hs = hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120e9, numberOfSignificantValueDigits: 3 });
+  const h = newHistogram();
+  const hs = newHistogram();
   let late = 0;
   const buf = Buffer.alloc(size);
   buf[0] = PING;
@@ -136,17 +136,16 @@ export async function latency(link: BenchLink, size: number, samples: number, in
     }
   }
   sg.stop();
-  const us = (v: number) => Math.round(v / 10) / 100;
   const r: LatencyResult = {
     samples,
     rateHz: Math.round(1e6 / intervalUs),
-    p50: us(h.getValueAtPercentile(50)),
-    p90: us(h.getValueAtPercentile(90)),
-    p99: us(h.getValueAtPercentile(99)),
-    p999: us(h.getValueAtPercentile(99.9)),
-    max: us(h.maxValue),
-    mean: us(h.mean),
-    service: { p50: us(hs.getValueAtPercentile(50)), p99: us(hs.getValueAtPercentile(99)), p999: us(hs.getValueAtPercentile(99.9)) },
+    p50: nsToUs(h.getValueAtPercentile(50)),
+    p90: nsToUs(h.getValueAtPercentile(90)),
+    p99: nsToUs(h.getValueAtPercentile(99)),
+    p999: nsToUs(h.getValueAtPercentile(99.9)),
+    max: nsToUs(h.maxValue),
+    mean: nsToUs(h.mean),
+    service: { p50: nsToUs(hs.getValueAtPercentile(50)), p99: nsToUs(hs.getValueAtPercentile(99)), p999: nsToUs(hs.getValueAtPercentile(99.9)) },
     lateShare: Math.round((late / samples) * 1000) / 1000,
   };
   h.destroy();

@@ -1,8 +1,12 @@
 // SVG plot of bench/ipc.ts results, written by hand (no plotting service):
 // round-trip median and throughput against payload size, log-log.
-// `node dist/bench/ipc-plot.js bench/results/ipc.json` re-renders a file.
+// `node dist/bench/ipc-plot.js bench/results/ipc.json --out bench/results`
+// re-renders a file.
 import fs from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from './args.js';
+import { writeResults } from './stats.js';
 
 interface Row {
   transport: string;
@@ -81,13 +85,8 @@ export function renderSvg(data: Data): string {
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === fs.realpathSync(process.argv[1])) {
-  const file = process.argv[2];
-  if (!file) {
-    console.error('usage: node dist/bench/ipc-plot.js results.json');
-    process.exit(2);
-  }
+  const args = benchArgs('ipc-plot', 'Re-renders the SVG plot of a bench:ipc results file (ipc.json -> ipc.svg in --out).', {}, { positional: 'FILE.json' });
+  const file = args.positional;
   const data = JSON.parse(fs.readFileSync(file, 'utf8')) as Data;
-  const svg = file.replace(/\.json$/, '') + '.svg';
-  fs.writeFileSync(svg, renderSvg(data));
-  console.log(svg);
+  writeResults(args.out, { [`${path.basename(file, '.json')}.svg`]: renderSvg(data) });
 }

@@ -1,4 +1,4 @@
-// npm run bench:ipc [-- --quick] [--only channel-poll,uds] [--sizes 64,1024] [--runs N] [--out file.json]
+// npm run bench:ipc [-- --quick] [--only channel-poll,uds] [--sizes 64,1024] [--runs N] [--out DIR]
 //
 // --runs N repeats the whole sweep N times, transports interleaved within each
 // run; the table then shows the median over runs with (min–max).
@@ -7,7 +7,8 @@
 // has for IPC, and over ivshm channels and pub-sub (issue 5 "Benchmark").
 // Each transport gets fresh processes; the parent only orchestrates (and
 // plays the ivshm broker, which is not on the data path). Results: raw JSON
-// and an SVG plot in bench/results/, a markdown table on stdout.
+// (ipc.json, ipc-quick.json with --quick) and an SVG plot beside it in --out
+// (bench/results/ holds the published ones), a markdown table on stdout.
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fs from 'node:fs';
@@ -18,7 +19,8 @@ import { IVSHM_PROTO_CHANNEL, outputSizeFor } from '../src/channel/index.js';
 import type { LatencyResult, ThroughputResult } from './ipc-measure.js';
 import type { PeerConfig } from './ipc-peer.js';
 import { renderSvg } from './ipc-plot.js';
-import { spread } from './stats.js';
+import { benchArgs } from './args.js';
+import { loadavg, machine, spread, writeResults } from './stats.js';
 
 const SIZES = [64, 1024, 64 * 1024, 1 << 20, 4 << 20];
 
@@ -111,7 +113,6 @@ function plan(quick: boolean, sizes: number[] = SIZES): NonNullable<PeerConfig['
 }
 
 const peerScript = fileURLToPath(new URL('./ipc-peer.js', import.meta.url));
-const resultsDir = fileURLToPath(new URL('../../bench/results/', import.meta.url));
 
 function spawnPeer(cfg: PeerConfig): ChildProcess {
   return fork(peerScript, [JSON.stringify(cfg)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
@@ -222,30 +223,33 @@ function table(results: CaseResult[]): string {
 }
 
 async function main(): Promise<void> {
-  const args = process.argv.slice(2);
-  const quick = args.includes('--quick');
-  const onlyArg = args[args.indexOf('--only') + 1];
-  const only = args.includes('--only') && onlyArg ? onlyArg.split(',') : null;
-  const outArg = args.includes('--out') ? args[args.indexOf('--out') + 1] : undefined;
+  const args = benchArgs('ipc', 'Round trips and throughput of ivshm channels and pub-sub beside UNIX sockets, TCP, child_process IPC and worker postMessage.', {
+    quick: { type: 'boolean', help: 'fewer samples and messages: to see that it works' },
+    only: { type: 'string', arg: 'LIST', help: `transports, comma-separated, of ${TRANSPORTS.map((t) => t.name).join(', ')} (default all)` },
+    sizes: { type: 'string', arg: 'LIST', help: `payload sizes, comma-separated, of ${SIZES.join(', ')} (default all)` },
+    runs: { type: 'string', arg: 'N', default: '1', help: 'repeat the whole sweep, transports interleaved; the table shows median (min–max)' },
+  });
+  const quick = args.values.quick;
+  const only = args.values.only?.split(',') ?? null;
+  const unknown = only?.find((n) => !TRANSPORTS.some((t) => t.name === n));
+  if (unknown !== undefined) args.fail(`--only: ${unknown} is not one of ${TRANSPORTS.map((t) => t.name).join(', ')}`);
   const transports = TRANSPORTS.filter((t) => !only || only.includes(t.name));
-  const sizesArg = args.includes('--sizes') ? args[args.indexOf('--sizes') + 1] : undefined;
-  const sizes = sizesArg ? sizesArg.split(',').map(Number) : SIZES;
+  const sizes = args.values.sizes ? args.values.sizes.split(',').map(Number) : SIZES;
   const bad = sizes.find((n) => !SIZES.includes(n));
-  if (bad !== undefined) throw new Error(`--sizes: ${bad} is not one of ${SIZES.join(', ')}`);
+  if (bad !== undefined) args.fail(`--sizes: ${bad} is not one of ${SIZES.join(', ')}`);
   const steps = plan(quick, sizes);
-  const runsArg = args.includes('--runs') ? Number(args[args.indexOf('--runs') + 1]) : 1;
-  if (!Number.isInteger(runsArg) || runsArg < 1 || runsArg > 50) throw new Error('--runs must be an integer 1..50');
-  if (!transports.length) throw new Error(`--only matches none of ${TRANSPORTS.map((t) => t.name).join(', ')}`);
+  const runsArg = args.num('runs', { min: 1, max: 50 });
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'ivshm-bench-'));
+  const m = machine();
   const meta = {
-    date: new Date().toISOString(),
-    command: `node ${path.relative(process.cwd(), fileURLToPath(import.meta.url))} ${args.join(' ')}`.trim(),
-    node: process.version,
-    platform: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cpus: os.cpus().length,
-    memGiB: Math.round(os.totalmem() / 2 ** 30),
-    loadavgStart: os.loadavg().map((x) => Math.round(x * 100) / 100),
+    date: m.date,
+    command: `node ${path.relative(process.cwd(), fileURLToPath(import.meta.url))} ${process.argv.slice(2).join(' ')}`.trim(),
+    node: m.node,
+    platform: `${os.type()} ${m.kernel} ${m.arch}`,
+    cpu: m.cpu,
+    cpus: m.cores,
+    memGiB: m.memGiB,
+    loadavgStart: m.load,
     loadavgEnd: [] as number[],
     quick,
     method:
@@ -268,15 +272,14 @@ async function main(): Promise<void> {
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
-  meta.loadavgEnd = os.loadavg().map((x) => Math.round(x * 100) / 100);
-  fs.mkdirSync(resultsDir, { recursive: true });
-  const json = outArg ?? path.join(resultsDir, quick ? 'ipc-quick.json' : 'ipc.json');
+  meta.loadavgEnd = loadavg();
   const results = runs.length > 1 ? summarise(runs) : runs[0]!;
-  fs.writeFileSync(json, JSON.stringify({ meta: { ...meta, runs: runs.length }, results, ...(runs.length > 1 ? { runs } : {}) }, null, 2) + '\n');
-  const svg = json.replace(/\.json$/, '') + '.svg';
-  fs.writeFileSync(svg, renderSvg({ meta, results }));
+  const name = quick ? 'ipc-quick' : 'ipc';
+  writeResults(args.out, {
+    [`${name}.json`]: JSON.stringify({ meta: { ...meta, runs: runs.length }, results, ...(runs.length > 1 ? { runs } : {}) }, null, 2),
+    [`${name}.svg`]: renderSvg({ meta, results }),
+  });
   console.log(`\n${table(results)}\n\n${meta.cpu} x${meta.cpus}, ${meta.platform}, Node ${meta.node}, ${meta.date}, load ${meta.loadavgStart.join(' ')} -> ${meta.loadavgEnd.join(' ')}`);
-  console.log(`raw: ${path.relative(process.cwd(), json)}  plot: ${path.relative(process.cwd(), svg)}`);
 }
 
 main().catch((e) => {

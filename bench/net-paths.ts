@@ -12,14 +12,17 @@
 //
 // Everything created (namespaces, veths, TAPs, processes, sockets) is removed
 // on every exit path; namespaces of an earlier run that was killed are
-// removed at start. Options: --runs N --time S --mtu 1500,16384
+// removed at start. Options (`--help`): --runs N --time S --mtu 1500,16384
 // --paths veth,ivshm,socat (also ivshm-hybrid, ivshm-poll) --ping-count N
-// --output-size SIZE --out FILE (default bench/results/net-paths.md) --quick
+// --output-size SIZE --quick; writes NAME.md and NAME.json (--name, default
+// net-paths) into --out (bench/results/ holds the published ones).
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchArgs } from './args.js';
+import { machine as machineFacts, machineLine, writeResults } from './stats.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = path.resolve(here, '..', '..');
@@ -34,42 +37,37 @@ interface Options {
   pingCount: number;
   outputSize: string;
   out: string;
+  name: string;
 }
 
-function parseArgs(argv: string[]): Options {
-  const o: Options = {
-    runs: 5,
-    time: 10,
-    mtus: [1500, 16384],
-    paths: ['veth', 'ivshm', 'socat'],
-    pingCount: 200,
-    outputSize: '2M',
-    out: path.join(repo, 'bench', 'results', 'net-paths.md'),
+const PATHS = ['veth', 'ivshm', 'ivshm-hybrid', 'ivshm-poll', 'socat'];
+
+function options(): Options {
+  const a = benchArgs('net-paths', 'IP between two network namespaces over a veth pair, ivshm net and a socat relay, runs interleaved (root).', {
+    runs: { type: 'string', arg: 'N', help: 'runs of each path, interleaved (default 5; 1 with --quick)' },
+    time: { type: 'string', arg: 'S', help: 'seconds of each iperf3 run (default 10; 2 with --quick)' },
+    mtu: { type: 'string', arg: 'LIST', default: '1500,16384', help: 'MTUs, comma-separated' },
+    paths: { type: 'string', arg: 'LIST', default: 'veth,ivshm,socat', help: `paths, comma-separated, of ${PATHS.join(', ')}` },
+    'ping-count': { type: 'string', arg: 'N', help: 'pings per run (default 200; 50 with --quick)' },
+    'output-size': { type: 'string', arg: 'SIZE', default: '2M', help: "the ivshm link's output section" },
+    name: { type: 'string', arg: 'NAME', default: 'net-paths', help: 'base name of the result files (NAME.md, NAME.json)' },
+    quick: { type: 'boolean', help: 'a short run to see that it works' },
+  });
+  const quick = a.values.quick;
+  const paths = a.values.paths.split(',');
+  for (const p of paths) if (!PATHS.includes(p)) a.fail(`--paths: unknown path ${p}; known: ${PATHS.join(', ')}`);
+  const mtus = a.values.mtu.split(',').map(Number);
+  for (const m of mtus) if (!Number.isInteger(m) || m < 68 || m > 65535) a.fail(`--mtu: ${m} is not an MTU from 68 to 65535`);
+  return {
+    runs: a.num('runs', { min: 1, max: 100, fallback: quick ? 1 : 5 }),
+    time: a.num('time', { min: 1, max: 3600, fallback: quick ? 2 : 10 }),
+    mtus,
+    paths,
+    pingCount: a.num('ping-count', { min: 1, max: 100000, fallback: quick ? 50 : 200 }),
+    outputSize: a.values['output-size'],
+    out: a.out,
+    name: a.values.name,
   };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const v = () => {
-      const x = argv[++i];
-      if (x === undefined) throw new Error(`${a} needs a value`);
-      return x;
-    };
-    if (a === '--runs') o.runs = Number(v());
-    else if (a === '--time') o.time = Number(v());
-    else if (a === '--mtu') o.mtus = v().split(',').map(Number);
-    else if (a === '--paths') o.paths = v().split(',');
-    else if (a === '--ping-count') o.pingCount = Number(v());
-    else if (a === '--output-size') o.outputSize = v();
-    else if (a === '--out') o.out = path.resolve(v());
-    else if (a === '--quick') Object.assign(o, { runs: 1, time: 2, pingCount: 50 });
-    else if (a === '--help' || a === '-h') {
-      console.log('usage: node dist/bench/net-paths.js [--runs 5] [--time 10] [--mtu 1500,16384] ' +
-        '[--paths veth,ivshm,socat,ivshm-hybrid,ivshm-poll] [--ping-count 200] [--output-size 2M] [--out FILE] [--quick]');
-      process.exit(0);
-    } else throw new Error(`unknown option ${a} (try --help)`);
-  }
-  const known = ['veth', 'ivshm', 'ivshm-hybrid', 'ivshm-poll', 'socat'];
-  for (const p of o.paths) if (!known.includes(p)) throw new Error(`unknown path ${p}; known: ${known.join(', ')}`);
-  return o;
 }
 
 // ---------------------------------------------------------------- cleanup
@@ -338,11 +336,9 @@ const fmt = (xs: number[], digits: number) => {
 };
 
 function machine(): string {
-  const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
   const ver = (cmd: string, args: string[], re: RegExp) =>
     (spawnSync(cmd, args, { encoding: 'utf8' }).stdout ?? '').split('\n').find((l) => re.test(l))?.trim() ?? `${cmd} ?`;
-  return `${os.cpus().length} × ${cpu}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, Linux ${os.release()}, Node ${process.version}, ` +
-    `${ver('iperf3', ['--version'], /^iperf/)}, ${ver('socat', ['-V'], /socat version/).replace(/ on .*$/, '')}`;
+  return `${machineLine(machineFacts())}, ${ver('iperf3', ['--version'], /^iperf/)}, ${ver('socat', ['-V'], /socat version/).replace(/ on .*$/, '')}`;
 }
 
 function report(o: Options, results: Map<string, Sample[]>, describes: Map<string, string>, started: Date, errors: string[]): string {
@@ -383,7 +379,7 @@ function report(o: Options, results: Map<string, Sample[]>, describes: Map<strin
 
 // ---------------------------------------------------------------- main
 async function main(): Promise<void> {
-  const o = parseArgs(process.argv.slice(2));
+  const o = options();
   if (process.getuid?.() !== 0) {
     console.error('bench:net needs root: it creates network namespaces, veth pairs and TAP devices');
     process.exit(2);
@@ -431,12 +427,11 @@ async function main(): Promise<void> {
     }
   }
   const text = report(o, results, describes, started, errors);
-  fs.mkdirSync(path.dirname(o.out), { recursive: true });
-  fs.writeFileSync(o.out, text);
-  const raw = o.out.replace(/\.md$/, '') + '.json';
-  fs.writeFileSync(raw, JSON.stringify({ started, options: o, machine: machine(), results: Object.fromEntries(results), errors }, null, 2));
+  writeResults(o.out, {
+    [`${o.name}.md`]: text,
+    [`${o.name}.json`]: JSON.stringify({ started, options: o, machine: machine(), results: Object.fromEntries(results), errors }, null, 2),
+  });
   console.log(text);
-  console.error(`wrote ${path.relative(process.cwd(), o.out)} and ${path.relative(process.cwd(), raw)}`);
 }
 
 process.on('exit', cleanup);
