@@ -48,7 +48,7 @@ export interface WaitOptions {
    * cost (spawn a process). 0 probes on every event-loop turn (in-process
    * links, whose doorbells arrive on setImmediate; busy, so not for waits on
    * another process). Unset: the first probes on the next turns, then a timer
-   * backing off 1, 2, 4 … ms up to 20 ms.
+   * backing off 1, 2, 4 … ms up to 10 ms.
    */
   intervalMs?: number;
   /** The state to report when the wait fails (evaluated then: the last observed). */
@@ -63,7 +63,7 @@ type Truthy<T> = Exclude<T, false | 0 | '' | null | undefined>;
 
 /** Unset intervalMs: this many probes on the next event-loop turns, then a timer backing off up to MAX_BACKOFF_MS. */
 const EAGER_TURNS = 16;
-const MAX_BACKOFF_MS = 20;
+const MAX_BACKOFF_MS = 10;
 
 const turn = (): Promise<void> => new Promise<void>((r) => setImmediate(r));
 

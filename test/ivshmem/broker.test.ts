@@ -37,7 +37,7 @@ const allKnowEachOther = (ps: PeerProc[]) => until(() => ps.every((p) => knownPe
 const isInterrupt = (vector: number, from?: number) => (e: Record<string, unknown>) =>
   e.event === 'interrupt' && e.vector === vector && (from === undefined || e.from === from);
 
-describe('ivshmem v2 broker and peers', { timeout: 60000 }, () => {
+describe('ivshmem v2 broker and peers', { timeout: 180000 }, () => {
   test('g.1 identity: ID, MAX_PEERS, page-rounded section sizes', async () => {
     const b = await startBroker({ peers: 3, vectors: 4, outputSize: 5000, rwSize: 1, protocol: 0x4001, name: 'ident' });
     const p = await PeerProc.start(b.socketPath, { id: 2 });

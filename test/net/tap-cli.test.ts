@@ -129,8 +129,21 @@ test('ivshm net: kill -9 one side during iperf3, the other loses carrier; a rest
   const pb2 = startNet(t, sock, b);
   await until(() => carrierUp(a) && carrierUp(b), 'carrier up again on both', 20000);
   await until(() => lastCarrier(pa) === true, 'A reports carrier up again', 10000);
-  await ping(a, b);
-  await ping(b, a);
+  // A's ARP entry for B may still be finishing a resolution begun while B was
+  // gone (its orphaned TCP socket kept retransmitting): the pings queued behind
+  // it fail at once with "Destination Host Unreachable". The rule is that B is
+  // reachable again, so wait for that.
+  let lastPing = '';
+  let failedPings = 0;
+  const reachable = (from: NetCell, to: NetCell) => () =>
+    ping(from, to).then(
+      () => true,
+      (e: Error & { stdout?: string }) => ((lastPing = e.stdout ?? e.message), failedPings++, false),
+    );
+  const state = () => `${lastPing}\nA's neighbours: ${ip(['-n', a.ns, 'neigh'])}`;
+  await until(reachable(a, b), 'A pings B after the restart', { timeoutMs: 20000, intervalMs: 200, state });
+  await until(reachable(b, a), 'B pings A after the restart', { timeoutMs: 20000, intervalMs: 200, state });
+  if (failedPings) t.diagnostic(`${failedPings} ping round(s) failed before B was reachable again: ${lastPing.split('\n')[1]}`);
   assert.equal(pa.exitCode(), undefined, 'the survivor kept running');
   const macAfter = pb2.events.find((e) => e.event === 'ready')?.mac;
   assert.ok(typeof macBefore === 'string');
