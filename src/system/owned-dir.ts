@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import { isPathComponent, systemDir } from './runtime-dir.js';
+import { systemDir } from './runtime-dir.js';
 
 export const MARKER = 'owner.json';
 const MARKER_TMP = `${MARKER}.tmp`;
@@ -168,7 +168,7 @@ export class OwnedDir {
    * supervisor killed right after still has it listed); returns its path.
    */
   claim(rel: string, kind: EntryKind): string {
-    if (!ENTRY_RE.test(rel) || !rel.split('/').every(isPathComponent)) {
+    if (!ENTRY_RE.test(rel)) {
       throw new ConfigError(`${JSON.stringify(rel)} cannot be an entry of the runtime directory ${this.dir}: use plain names`);
     }
     if (!this.entries.some((e) => e.path === rel)) {
@@ -178,7 +178,7 @@ export class OwnedDir {
     return path.join(this.dir, ...rel.split('/'));
   }
 
-  /** Create directory `rel` (claimed first); an empty one left by a previous owner is reused. */
+  /** Create directory `rel` (claimed first); a real directory of this user left there by a previous owner is reused. */
   makeDir(rel: string): string {
     const p = this.claim(rel, 'dir');
     try {

@@ -8,7 +8,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import { checkNetnsName, createNetns, deleteNetns, netnsExists } from '../sys/netns.js';
+import { createNetns, deleteNetns, netnsExists } from '../sys/netns.js';
 import { bridgeSpec, netLayerAvailable } from './bridges.js';
 import { LinkBroker } from './brokers.js';
 import { ENV, type CellLinkEndpoint } from './cell-env.js';
@@ -24,7 +24,7 @@ import { cellStatus, linkStatus, type RateSample, type SystemStatus } from './st
 export type { CellStatus, LinkStatus, RateSample, SystemStatus } from './status.js';
 
 export interface SupervisorOptions {
-  /** Runtime directory of this system (default <runtimeBase>/<system name>). */
+  /** Runtime directory of this system (default <runtimeBase>/<system name>); its parent is then the base. */
   dir?: string;
   /** Base of runtime directories (default: runtimeDir of the file, else runtimeBase()). */
   runtimeBase?: string;
@@ -144,8 +144,7 @@ export class Supervisor extends EventEmitter<{ stopped: [] }> implements Control
     this.owned = owned;
     for (const ns of stale?.netns ?? []) {
       try {
-        checkNetnsName(ns);
-        if (!netnsExists(ns)) continue;
+        if (!netnsExists(ns)) continue; // (the name is checked first)
         this.log(`deleting network namespace ${ns} left by the supervisor that is gone`);
         deleteNetns(ns);
       } catch (err) {

@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ConfigError } from '../../src/errors.js';
+import { closeFd, unixListen } from '../../src/sys/index.js';
 import { checkSystemText, type ResolvedSystem } from '../../src/system/check.js';
 import { MARKER } from '../../src/system/owned-dir.js';
 import { Supervisor } from '../../src/system/supervisor.js';
@@ -55,11 +56,10 @@ function scene(): Scene {
   fs.mkdirSync(path.join(victim, 'links'));
   fs.writeFileSync(path.join(victim, 'a.txt'), 'precious');
   fs.writeFileSync(path.join(victim, 'sub', 'b.txt'), 'also precious');
-  // Lures: a dead "control socket" (what a stale-directory takeover looks
-  // for) and files named like the sockets the supervisor makes.
-  fs.writeFileSync(path.join(victim, 'control.sock'), '');
-  fs.writeFileSync(path.join(victim, 'owntest-ab.sock'), 'not a socket');
-  fs.writeFileSync(path.join(victim, 'links', 'owntest-ab.sock'), 'not a socket either');
+  // Lures: dead sockets named like those the supervisor makes (a dead
+  // control socket is what a stale-directory takeover looks for), and a file.
+  for (const name of ['control.sock', 'report.sock', 'owntest-ab.sock', 'links/owntest-ab.sock']) closeFd(unixListen(path.join(victim, name), 'stream'));
+  fs.writeFileSync(path.join(victim, 'links', 'note.txt'), 'not a socket');
   const before = snapshot(victim);
   const outside = fs.readdirSync(scratch).sort();
   return {
@@ -158,6 +158,8 @@ test('runtime dir: entries planted while running are left, and nothing they poin
     // socket path now leads to the victim's file of the same name.
     fs.renameSync(path.join(dir, 'links'), path.join(dir, 'links-moved'));
     fs.symlinkSync(s.victim, path.join(dir, 'links'));
+    // A link where the marker is written first, then renamed into place.
+    fs.symlinkSync(path.join(s.victim, 'a.txt'), path.join(dir, `${MARKER}.tmp`));
     await sup.stop();
     s.untouched();
     assert.deepEqual(fs.readdirSync(dir).sort(), ['links', 'links-moved', MARKER, 'victim-link'].sort(), 'only what ivshm created was removed');
@@ -167,6 +169,22 @@ test('runtime dir: entries planted while running are left, and nothing they poin
     // will not use a links directory that is a symlink.
     await refused(new Supervisor(system(), { runtimeBase: s.base, log: () => {} }), /links exists and is not a directory ivshm created/);
     s.untouched();
+  } finally {
+    s.cleanup();
+  }
+});
+
+test('runtime dir: replaced by a symlink while running, nothing is removed through it', { timeout: 30_000 }, async () => {
+  const s = scene();
+  const logs: string[] = [];
+  try {
+    const sup = new Supervisor(system(), { runtimeBase: s.base, log: (l) => logs.push(l) });
+    await sup.start();
+    fs.renameSync(sup.dir, `${sup.dir}-moved`);
+    fs.symlinkSync(s.victim, sup.dir);
+    await sup.stop();
+    s.untouched();
+    assert.ok(logs.some((l) => l.includes(`the runtime directory ${sup.dir} was moved or replaced while the system ran; nothing in it was removed`)), logs.join('\n'));
   } finally {
     s.cleanup();
   }
@@ -210,8 +228,9 @@ test('ivshm up: after SIGKILL, the takeover removes only what the dead superviso
       { path: 'victim-link', kind: 'dir' },
       { path: 'links/evil.sock', kind: 'socket' },
       { path: '../victim', kind: 'dir' },
-      { path: '../victim/a.txt', kind: 'socket' },
-      { path: 'victim-link/a.txt', kind: 'socket' },
+      { path: '../../victim/owntest-ab.sock', kind: 'socket' },
+      { path: 'victim-link/owntest-ab.sock', kind: 'socket' },
+      { path: 'victim-link/links', kind: 'dir' },
       { path: s.victim, kind: 'dir' },
     );
     marker.netns.push('../../victim');
