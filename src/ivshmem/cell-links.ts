@@ -1,10 +1,12 @@
-// The links a supervised cell was given (issue 6 item 3): `ivshm up` starts
-// each cell with IVSHM_LINKS, JSON { "<link>": { socket, id, token, kind,
-// protocol } } for its own links only. Each broker knows one token per member
-// ID, so a cell can join only those links, and only with its configured ID.
-// connect() with no socket reads this, so a cell needs no other configuration.
+// The links a supervised cell was given (docs/system.md "What a cell
+// receives"): `ivshm up` starts each cell with IVSHM_LINKS, JSON
+// { "<link>": { socket, id, token, kind, protocol } } for its own links only.
+// Each broker knows one token per member ID, so a cell can join only those
+// links, and only with its configured ID. connect() with no socket reads
+// this, so a cell needs no other configuration. The supervisor's other
+// variables belong to src/system/ (cell-env.ts); this layer knows only what
+// connect() needs.
 import { ConfigError } from '../errors.js';
-import type { ConnectOptions } from './device.js';
 
 export interface CellLinkEndpoint {
   socket: string;
@@ -14,23 +16,18 @@ export interface CellLinkEndpoint {
   protocol: number;
 }
 
-export const ENV = {
-  cell: 'IVSHM_CELL',
-  system: 'IVSHM_SYSTEM',
-  links: 'IVSHM_LINKS',
-  report: 'IVSHM_REPORT',
-  reportToken: 'IVSHM_REPORT_TOKEN',
-} as const;
+/** The environment variable that carries a cell's links. */
+export const LINKS_ENV = 'IVSHM_LINKS';
 
 /** The links given to this cell (empty outside a supervised cell). */
 export function cellLinks(env: NodeJS.ProcessEnv = process.env): Record<string, CellLinkEndpoint> {
-  const text = env[ENV.links];
+  const text = env[LINKS_ENV];
   if (!text) return {};
   let data: unknown;
   try {
     data = JSON.parse(text);
   } catch {
-    throw new ConfigError(`${ENV.links} is not valid JSON; it is set by ivshm up, do not set it by hand`);
+    throw new ConfigError(`${LINKS_ENV} is not valid JSON; it is set by ivshm up, do not set it by hand`);
   }
   const out: Record<string, CellLinkEndpoint> = {};
   if (typeof data !== 'object' || data === null) return out;
@@ -43,12 +40,12 @@ export function cellLinks(env: NodeJS.ProcessEnv = process.env): Record<string, 
   return out;
 }
 
-/** connect() options for link `name` (may be omitted when the cell has exactly one link). */
-export function cellConnectOptions(name?: string, env: NodeJS.ProcessEnv = process.env): ConnectOptions {
+/** Where and as whom to join link `name` (may be omitted when the cell has exactly one link). */
+export function cellConnectOptions(name?: string, env: NodeJS.ProcessEnv = process.env): Pick<CellLinkEndpoint, 'socket' | 'id' | 'token'> {
   const links = cellLinks(env);
   const names = Object.keys(links);
   if (names.length === 0) {
-    throw new ConfigError(`this process is not a cell with links (${ENV.links} is not set); start it with ivshm up, or pass a socket`);
+    throw new ConfigError(`this process is not a cell with links (${LINKS_ENV} is not set); start it with ivshm up, or pass a socket`);
   }
   const chosen = name ?? (names.length === 1 ? names[0]! : undefined);
   if (chosen === undefined) throw new ConfigError(`this cell has several links (${names.join(', ')}); name the one to join`);

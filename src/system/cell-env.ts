@@ -13,10 +13,19 @@
 // another link's socket path is not enough (docs/supervisor.md, "Cells").
 import net from 'node:net';
 import { connect, type Device } from '../ivshmem/device.js';
-import { ENV } from '../ivshmem/cell-links.js';
+import { LINKS_ENV } from '../ivshmem/cell-links.js';
 import { encodeReport, type LinkCounters } from './report.js';
 
-export { ENV, cellLinks, cellConnectOptions, type CellLinkEndpoint } from '../ivshmem/cell-links.js';
+export { cellLinks, cellConnectOptions, type CellLinkEndpoint } from '../ivshmem/cell-links.js';
+
+/** The variables the supervisor sets for a cell (above). */
+export const ENV = {
+  cell: 'IVSHM_CELL',
+  system: 'IVSHM_SYSTEM',
+  links: LINKS_ENV,
+  report: 'IVSHM_REPORT',
+  reportToken: 'IVSHM_REPORT_TOKEN',
+} as const;
 
 /** Join link `name` of this cell with the ID and token the supervisor gave it. */
 export function connectCellLink(name?: string): Promise<Device> {
