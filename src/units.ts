@@ -26,7 +26,9 @@ export const isPageMultiple = (n: number): boolean => n % PAGE === 0;
 
 // Decimal or 0x hex, then an optional K, M or G (binary multiples) with an
 // optional B or iB, or a bare B: 4096, 64K, 64KiB, 1M, 0x7F000, 512B.
-const SIZE_RE = /^\s*(0x[0-9a-f]+|\d+)\s*(?:([kmg])(?:i?b)?|b)?\s*$/i;
+// Written without the i flag so that JSON Schema (`ivshm check --schema`) can use it as is.
+export const SIZE_PATTERN = '^\\s*(0[xX][0-9a-fA-F]+|\\d+)\\s*(?:([kmgKMG])(?:[iI]?[bB])?|[bB])?\\s*$';
+const SIZE_RE = new RegExp(SIZE_PATTERN);
 const MULT: Record<string, number> = { '': 1, k: KiB, m: MiB, g: GiB };
 /** What a size may look like, for messages. */
 export const SIZE_FORMS = 'a number or a string like "4096", "64K", "1M" or "0x7F000"';
@@ -62,7 +64,8 @@ export function sectionSizeProblem(bytes: number): string | undefined {
   return undefined;
 }
 
-const INT_RE = /^\s*(0x[0-9a-f]+|\d+)\s*$/i;
+export const INTEGER_PATTERN = '^\\s*(0[xX][0-9a-fA-F]+|\\d+)\\s*$';
+const INT_RE = new RegExp(INTEGER_PATTERN);
 
 /** A non-negative integer written as a number, decimal or 0x hex text; undefined when it is none. */
 export function integerValue(v: unknown): number | undefined {

@@ -1,4 +1,4 @@
-// `ivshm broker`: run one link's broker in the foreground (issue 2 CLI contract).
+// `ivshm broker`: run one link's broker in the foreground (README, "Command line").
 import type { Command } from 'commander';
 import { Broker } from '../ivshmem/broker.js';
 import { withFlagNames } from './flags.js';

@@ -1,5 +1,5 @@
 // `ivshm net`: join a link as an ivshmem-net peer and bridge it to a TAP
-// device (issue 4). Thin: parse, open, wire events to log lines, stop cleanly.
+// device (README, "IP networking between cells"). Thin: parse, open, wire events to log lines, stop cleanly.
 import type { Command } from 'commander';
 import { InvalidArgumentError, IvshmError } from '../errors.js';
 import { connect } from '../ivshmem/device.js';

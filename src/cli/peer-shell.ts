@@ -1,6 +1,6 @@
 // The interactive peer of `ivshm peer`: one line per event, commands on
 // stdin, like QEMU's ivshmem-client but with ivshmem 2.0 registers
-// (ivshmem-v2-notes.md a.5). Works over any IvshmemEndpoint.
+// (docs/spec.md §1.3). Works over any IvshmemEndpoint.
 import readline from 'node:readline';
 import { InvalidArgumentError, IvshmError } from '../errors.js';
 import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';

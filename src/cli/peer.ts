@@ -1,5 +1,5 @@
 // `ivshm peer`: join a link and stay there, printing events and taking
-// commands on stdin (issue 2 CLI contract).
+// commands on stdin (README, "Command line").
 import type { Command } from 'commander';
 import { connect } from '../ivshmem/device.js';
 import { connectQemu } from '../ivshmem/qemu/client.js';

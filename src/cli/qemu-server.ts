@@ -1,6 +1,6 @@
 // `ivshm qemu-server`: a server for QEMU's ivshmem protocol v0, so
 // ivshmem-doorbell VMs and `ivshm peer --qemu` peers share one memory region
-// (qemu-ivshmem-notes.md §2; docs/qemu.md). Thin: the logic is QemuServer.
+// (docs/qemu.md). Thin: the logic is QemuServer.
 import type { Command } from 'commander';
 import { QemuServer } from '../ivshmem/qemu/server.js';
 import { withFlagNames } from './flags.js';

@@ -366,7 +366,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     this.emit('peer-joined', { id: client.id, pid: client.pid });
   }
 
-  // b.1.1: the table is always written; vector 0 goes to every other peer
+  // docs/spec.md §1.2: the table is always written; vector 0 goes to every other peer
   // only when the value changed.
   private onSetState(client: Client, value: number): void {
     const mem = this.memory!;
@@ -395,7 +395,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
   }
 
   /**
-   * Remove a connection. For a joined peer (b.1.3, g.7): its entry becomes 0,
+   * Remove a connection. For a joined peer (docs/spec.md §1.2): its entry becomes 0,
    * the others get PEER_GONE and, if the entry was non-zero, vector 0.
    */
   private drop(client: Client, reason: string | null, code: number, log = true): void {
@@ -435,8 +435,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   // ---- link memory ----
 
-  // b.1.4, g.8: the State Table is zeroed when the first peer arrives, so a
-  // fresh memfd per link lifetime; b.1.5: released with the last peer.
+  // docs/spec.md §1.1: the State Table is zeroed when the first peer arrives,
+  // so a fresh memfd per link lifetime, released with the last peer.
   private ensureMemory(): LinkMemory {
     if (this.memory) return this.memory;
     const p = this.params;

@@ -1,5 +1,5 @@
-// The links a supervised cell was given (docs/system.md "What a cell
-// receives"): `ivshm up` starts each cell with IVSHM_LINKS, JSON
+// The links a supervised cell was given (docs/supervisor.md "Cells"):
+// `ivshm up` starts each cell with IVSHM_LINKS, JSON
 // { "<link>": { socket, id, token, kind, protocol } } for its own links only.
 // Each broker knows one token per member ID, so a cell can join only those
 // links, and only with its configured ID. connect() with no socket reads

@@ -1,6 +1,6 @@
-// Broker control protocol, version 1 (docs/spec.md "Control protocol").
+// Broker control protocol, version 1 (docs/spec.md §2).
 //
-// Modelled on the ivshmem2-server messages (ivshmem-v2-notes.md a.7: INIT,
+// Modelled on the messages of the ivshmem 2.0 server QEMU proposed (INIT,
 // EVENT_FD, PEER_GONE with `{u32 type, u32 len}` headers and fds by
 // SCM_RIGHTS), extended with one fd per section, per-(sender, receiver,
 // vector) doorbells and STATE requests, because here the broker, not the

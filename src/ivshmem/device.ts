@@ -1,5 +1,5 @@
 // The peer side of a broker link: what an ivshmem 2.0 PCI device gives a
-// cell (ivshmem-v2-notes.md a.5 registers, a.6 sections), across processes.
+// cell (docs/spec.md §1.3 registers, §1.1 sections), across processes.
 import { ClosedError, IvshmError, PeerGoneError, ProtocolError, RefusedError } from '../errors.js';
 import {
   closeFd,
@@ -351,7 +351,7 @@ export class Device extends EndpointBase implements IvshmemEndpoint {
   }
 
 
-  /** DOORBELL: dropped (false) for an absent target or a vector out of range (g.3). */
+  /** DOORBELL: dropped (false) for an absent target or a vector out of range (docs/spec.md §1.4). */
   ring(peer: number, vector: number): boolean {
     let fd: number | undefined;
     if (!this.closed && Number.isInteger(vector) && vector >= 0 && vector < this.vectors) {

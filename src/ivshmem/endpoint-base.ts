@@ -1,12 +1,12 @@
 // Receive-side register semantics shared by every backend: INT_CONTROL,
-// one-shot mode (ivshmem-v2-notes.md a.5, b.1.6) and state-change detection
-// by comparing the State Table with a cached copy (b.1.2: there is no status
+// one-shot mode (docs/spec.md §1.3) and state-change detection by comparing
+// the State Table with a cached copy (docs/spec.md §1.2: there is no status
 // register, receivers compare).
 import { EventEmitter } from 'node:events';
 import { InvalidArgumentError, RefusedError } from '../errors.js';
 import { PEER_OUTPUT_VIEW, type EndpointEvents, type SectionSizes } from './endpoint.js';
 
-// Register offsets of BAR0 (ivshmem-v2-notes.md a.5).
+// Register offsets of BAR0 (docs/spec.md §1.3).
 export const IVSHM_REG_ID = 0x00;
 export const IVSHM_REG_MAX_PEERS = 0x04;
 export const IVSHM_REG_INT_CONTROL = 0x08;
@@ -25,10 +25,10 @@ function checkRegisterOffset(offset: number): number {
 export interface EndpointCounters {
   /** Delivered interrupts per vector. */
   interrupts: number[];
-  /** Interrupts dropped because INT_CONTROL was 0 (never replayed, g.4). */
+  /** Interrupts dropped because INT_CONTROL was 0 (never replayed, docs/spec.md §1.4). */
   suppressed: number;
   doorbellsSent: number;
-  /** Doorbells dropped: absent target or vector out of range (g.3). */
+  /** Doorbells dropped: absent target or vector out of range (docs/spec.md §1.4). */
   doorbellsDropped: number;
   stateWrites: number;
 }
@@ -43,7 +43,7 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
   abstract peerState(peer: number): number;
   abstract [PEER_OUTPUT_VIEW](peer: number): Uint8Array | null;
 
-  /** INT_CONTROL bit 0; reset value 0 (a.5), but a library user expects events, so connect() enables it. */
+  /** INT_CONTROL bit 0; reset value 0 (docs/spec.md §1.3), but a library user expects events, so connect() enables it. */
   intControl = true;
   /** Privileged Control bit 0. */
   oneShot = false;
@@ -66,7 +66,7 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
       this.counters.suppressed += count;
       return;
     }
-    // One-shot: the device clears INT_CONTROL on each delivery (b.1.6).
+    // One-shot: the device clears INT_CONTROL on each delivery (docs/spec.md §1.3).
     if (this.oneShot) this.intControl = false;
     this.counters.interrupts[vector] = (this.counters.interrupts[vector] ?? 0) + 1;
     if (vector === 0) this.scanStateTable();
@@ -90,9 +90,9 @@ export abstract class EndpointBase extends EventEmitter<EndpointEvents> {
   abstract ring(peer: number, vector: number): boolean;
 
   /**
-   * The register region (BAR0) as a guest sees it (ivshmem-v2-notes.md a.5):
+   * The register region (BAR0) as a guest sees it (docs/spec.md §1.3):
    * aligned 32-bit accesses only; unbacked offsets read 0 and ignore writes;
-   * DOORBELL reads 0 (g.2).
+   * DOORBELL reads 0.
    */
   readRegister(offset: number): number {
     switch (checkRegisterOffset(offset)) {

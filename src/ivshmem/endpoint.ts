@@ -1,6 +1,6 @@
 // What a cell sees of an ivshmem 2.0 link: the register set of the device
-// (ivshmem-v2-notes.md a.5) and the sections of the shared memory region
-// (a.6). Protocol layers (virtio, net, channel) program against this
+// (docs/spec.md §1.3) and the sections of the shared memory region
+// (§1.1). Protocol layers (virtio, net, channel) program against this
 // interface only, so they run unchanged over the cross-process broker link
 // (device.ts), the in-process link (local-link.ts) and QEMU's v1 protocol
 // (qemu/client.ts).

@@ -6,7 +6,7 @@
 // (the QEMU ivshmem server) needs both on one handle, switched on demand.
 import { pollFd, type PollHandle } from './libc.js';
 
-// Unreferenced handles are garbage-collected and closed (qemu-ivshmem-notes.md §6).
+// Unreferenced handles are garbage-collected and closed (docs/design.md §3).
 const live = new Set<PollHandle>();
 
 export interface DuplexWatch {

@@ -1,4 +1,4 @@
-// The one place that loads koffi (DESIGN.md "Layers"): libc bindings and the
+// The one place that loads koffi (docs/design.md §1): libc bindings and the
 // constants of Linux x86-64/arm64 that Node does not expose.
 import koffi from 'koffi';
 import os from 'node:os';

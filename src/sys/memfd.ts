@@ -1,4 +1,4 @@
-// memfd sections with seals (DESIGN.md "Security model": one memfd per
+// memfd sections with seals (docs/spec.md §1.1, docs/design.md §2: one memfd per
 // section; F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL on all, F_SEAL_FUTURE_WRITE
 // once the owner has mapped).
 import { c, errno, fail, K } from './libc.js';
@@ -49,7 +49,7 @@ export function fdSize(fd: number): number {
 /**
  * A read-only fd for the same memfd (a new open file description through
  * /proc/self/fd). Alone it does not stop a holder from reopening the file
- * read-write; F_SEAL_FUTURE_WRITE does (DESIGN.md "Seal it").
+ * read-write; F_SEAL_FUTURE_WRITE does (docs/design.md §3).
  */
 export function readOnlyFd(fd: number): number {
   const ro = c.open(`/proc/self/fd/${fd}`, K.O_RDONLY | K.O_CLOEXEC, 0) as number;

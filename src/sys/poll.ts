@@ -1,6 +1,6 @@
 // Readiness of fds on the Node event loop. koffi.node.poll handles are
 // level-triggered and are closed when garbage-collected, so every live handle
-// is kept in `live` until closed (baselines.md "What these numbers say").
+// is kept in `live` until closed (docs/design.md §3).
 import { pollFd, type PollHandle } from './libc.js';
 
 // libuv allows one uv_poll per fd: a second watch on the same fd (say

@@ -1,6 +1,6 @@
 // POSIX shared memory objects (/dev/shm/NAME), for `ivshm qemu-server --shm`:
 // QEMU's own ivshmem-server keeps its memory in such an object so other tools
-// can open it by name (qemu-ivshmem-notes.md §4, `-M`). glibc's shm_open is
+// can open it by name (docs/qemu.md §6, §8). glibc's shm_open is
 // open(2) under /dev/shm, so no extra binding is needed.
 import fs from 'node:fs';
 import { checkName } from '../units.js';

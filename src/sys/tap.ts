@@ -1,4 +1,4 @@
-// Linux TAP devices through /dev/net/tun (spec/anchors.md §1.9): create or
+// Linux TAP devices through /dev/net/tun: create or
 // attach with TUNSETIFF (IFF_TAP | IFF_NO_PI, optionally IFF_VNET_HDR), set
 // MTU, MAC and IFF_UP with the classic SIOCSIF* ioctls on a control socket
 // created in the same namespace, drive the carrier with TUNSETCARRIER, and

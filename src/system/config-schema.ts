@@ -1,14 +1,14 @@
 // The system file: which cells exist and which ivshmem links join them, the
-// static configuration of ivshmem-v2-notes.md (e). The shape is validated by
+// static configuration of a Jailhouse system (docs/system.md). The shape is validated by
 // zod; the rules that need the whole file (references, IDs, sizes, addresses)
 // live in check.ts so that every problem is reported at once.
 //
 // Unlike Jailhouse, where every cell repeats the link's parameters in its own
-// device entry (e.1) and nothing compares them (e.4), a link is declared once
+// device entry and nothing compares them, a link is declared once
 // here. A member may still repeat `peers`, `vectors`, `protocol` or a size
-// (handy when porting a Jailhouse config); check.ts reports any mismatch (g.37).
+// (handy when porting a Jailhouse config); check.ts reports any mismatch (docs/system.md "Links").
 import { z } from 'zod';
-import { integerValue, SIZE_FORMS, sizeValue } from '../units.js';
+import { INTEGER_PATTERN, integerValue, SIZE_FORMS, SIZE_PATTERN, sizeValue } from '../units.js';
 import { IVSHM_PROTO_CHANNEL, IVSHM_PROTO_USER_MAX, IVSHM_PROTO_USER_MIN } from '../channel/layout.js';
 
 export const LINK_KINDS = ['raw', 'net', 'channel', 'pubsub'] as const;
@@ -48,7 +48,7 @@ export const memberSchema = z.strictObject({
   cell: z.string(),
   /** Peer ID on the link; omitted IDs take the lowest free one in order. */
   id: z.int().min(0).optional(),
-  // Repetitions of link parameters (Jailhouse style); must agree with the link (g.37).
+  // Repetitions of link parameters (Jailhouse style); must agree with the link (docs/system.md "Links").
   peers: z.int().optional(),
   vectors: z.int().optional(),
   protocol: intOrHex.optional(),
@@ -68,7 +68,7 @@ export const linkSchema = z.strictObject({
   kind: z.enum(LINK_KINDS),
   /** MAX_PEERS; default: the number of members, at least 2. */
   peers: z.int().optional(),
-  /** Interrupt vectors per peer; default 2 for net (c.1), 1 otherwise. */
+  /** Interrupt vectors per peer; default 2 for net (docs/spec-net.md §1), 1 otherwise. */
   vectors: z.int().optional(),
   /** Protocol number; default per kind (net 0x0001, channel and pubsub 0x4348, raw 0). */
   protocol: intOrHex.optional(),
@@ -83,7 +83,7 @@ export const linkSchema = z.strictObject({
 export const systemSchema = z.strictObject({
   /** Name of the system (used for the runtime directory). */
   name: z.string().default('ivshm'),
-  /** Where sockets live (default /run/ivshm/<name> as root, else $XDG_RUNTIME_DIR or /tmp). */
+  /** Base of the runtime directory <base>/<name> (default /run/ivshm as root, else $XDG_RUNTIME_DIR/ivshm or /tmp/ivshm-<uid>). */
   runtimeDir: z.string().optional(),
   limits: z
     .strictObject({
@@ -109,7 +109,7 @@ export type LinkConfig = z.infer<typeof linkSchema>;
 export type MemberConfig = z.infer<typeof memberSchema>;
 export type RestartConfig = z.infer<typeof restartSchema>;
 
-/** Default protocol per link kind and the range a kind accepts (e.1: 0x4000-0x7FFF is the custom range). */
+/** Default protocol per link kind and the range a kind accepts (0x4000-0x7FFF is the range for user protocols, docs/system.md "Links"). */
 export const KIND_PROTOCOL: Record<LinkKind, { default: number; min: number; max: number; what: string }> = {
   raw: { default: 0, min: 0, max: 0xffff, what: '0x0000..0xFFFF' },
   net: { default: 0x0001, min: 0x0001, max: 0x0001, what: '0x0001 (ivshmem-net)' },
@@ -117,7 +117,7 @@ export const KIND_PROTOCOL: Record<LinkKind, { default: number; min: number; max
   pubsub: { default: IVSHM_PROTO_CHANNEL, min: IVSHM_PROTO_USER_MIN, max: IVSHM_PROTO_USER_MAX, what: '0x4000..0x7FFF (user protocols)' },
 };
 
-/** Default output section size per kind: Jailhouse's net macro uses 0x7F000 (e.2). */
+/** Default output section size per kind: Jailhouse's net macro uses 0x7F000 (docs/system.md "Links"). */
 export const KIND_OUTPUT_SIZE: Record<LinkKind, number> = {
   raw: 64 * 1024,
   net: 0x7f000,
@@ -125,13 +125,27 @@ export const KIND_OUTPUT_SIZE: Record<LinkKind, number> = {
   pubsub: 256 * 1024,
 };
 
-/** JSON Schema of the system file, for editors (`ivshm check --schema`). Sizes show as "any". */
+type JsonObject = { properties: Record<string, Record<string, unknown>>; required?: string[] };
+
+/** JSON Schema of the system file, for editors (`ivshm check --schema`); docs/system.md lists the same keys. */
 export function systemJsonSchema(): unknown {
-  const schema = z.toJSONSchema(systemSchema, { unrepresentable: 'any', io: 'input' }) as unknown as {
-    properties: { cells: { items: { properties: Record<string, unknown> } } };
+  const schema = z.toJSONSchema(systemSchema, { unrepresentable: 'any', io: 'input' }) as unknown as JsonObject & {
+    properties: { cells: { items: JsonObject }; links: { items: JsonObject & { properties: { members: { items: JsonObject } } } }; limits: JsonObject };
   };
-  // The preprocess step that accepts a bare policy name is invisible to the generator.
-  const props = schema.properties.cells.items.properties;
-  props.restart = { anyOf: [{ type: 'string', enum: [...RESTART_POLICIES] }, props.restart] };
+  // What the generator cannot see: the preprocess step that accepts a bare
+  // policy name (so `restart` is optional), and the custom size and integer
+  // forms (the patterns of src/units.ts).
+  const cell = schema.properties.cells.items;
+  cell.properties.restart = { anyOf: [{ type: 'string', enum: [...RESTART_POLICIES] }, cell.properties.restart] };
+  cell.required = cell.required?.filter((k) => k !== 'restart');
+  const sizeSchema = { anyOf: [{ type: 'integer', minimum: 0 }, { type: 'string', pattern: SIZE_PATTERN }] };
+  const intSchema = { anyOf: [{ type: 'integer' }, { type: 'string', pattern: INTEGER_PATTERN }] };
+  const link = schema.properties.links.items;
+  for (const props of [link.properties, link.properties.members.items.properties, schema.properties.limits.properties]) {
+    for (const [key, v] of Object.entries(props)) {
+      if (/Size$|^sharedMemory$/.test(key)) props[key] = { ...sizeSchema, ...v };
+      if (key === 'protocol') props[key] = { ...intSchema, ...v };
+    }
+  }
   return schema;
 }

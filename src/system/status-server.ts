@@ -1,6 +1,6 @@
 // The dashboard server of `ivshm up --http HOST:PORT`: the static page, the
 // status as JSON, and a server-sent event stream that pushes the status once
-// a second so the page updates without reloading (issue 6 item 4).
+// a second so the page updates without reloading (docs/supervisor.md).
 import fs from 'node:fs';
 import http from 'node:http';
 import { fileURLToPath } from 'node:url';

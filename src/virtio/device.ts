@@ -1,4 +1,4 @@
-// Device half of a split virtqueue (virtio 1.2 §2.7; anchors.md §1.6, §1.7).
+// Device half of a split virtqueue (virtio 1.2 §2.7; docs/spec-virtio.md).
 // The device reads the driver's descriptor table and avail ring and writes
 // the used ring. Every value read from the driver's areas is read once into
 // private variables and checked before use: avail.idx may move by at most

@@ -1,4 +1,4 @@
-// Driver half of a split virtqueue (virtio 1.2 §2.7; anchors.md §1.6, §1.7).
+// Driver half of a split virtqueue (virtio 1.2 §2.7; docs/spec-virtio.md).
 // The driver owns the descriptor table and the avail ring (written here) and
 // reads the device's used ring. Everything the driver posted is kept in
 // private shadow state (Linux desc_extra): freeing a chain, checking a used

@@ -1,5 +1,5 @@
 // virtio 1.2 split virtqueue: constants, byte layout and the event-index
-// rule (anchors.md §1.7; virtio-spec v1.2 split-ring.tex). Everything is
+// rule (docs/spec-virtio.md §1, §2; virtio 1.2 §2.7). Everything is
 // little-endian; indices are free-running 16-bit counters that wrap.
 import { InvalidArgumentError } from '../errors.js';
 
@@ -83,7 +83,7 @@ export function splitRingAreas(num: number, desc: number, avail: number, used: n
 /**
  * The legacy contiguous packing (Linux vring_init): descriptor table, avail
  * ring with used_event right after it, used ring at the next multiple of
- * `align`. ivshmem-net uses this with align 64 (ivshmem-v2-notes.md c.2).
+ * `align`. ivshmem-net uses this with align 64 (docs/spec-net.md §2).
  */
 export function splitRingLayout(num: number, align: number, base = 0): SplitRingLayout {
   const avail = base + VIRTQ_DESC_SIZE * num;

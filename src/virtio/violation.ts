@@ -1,5 +1,5 @@
 // Reason codes for values read from the other side's ring areas that break
-// the split-ring rules (anchors.md §1.6, §1.7). A violation latches the queue
+// the split-ring rules (docs/spec-virtio.md §3). A violation latches the queue
 // *broken* (Linux vq->broken: "other side has made a mess, don't try any
 // more"); it is never thrown into the caller. Recovery is the owner's job
 // (for ivshmem-net: a RESET handshake that re-formats the rings).

@@ -1,5 +1,4 @@
-// A client of QEMU's ivshmem server protocol v0 (qemu-ivshmem-notes.md §2,
-// §7): a Node program joins a QEMU-protocol server (QEMU's ivshmem-server or
+// A client of QEMU's ivshmem server protocol v0 (docs/qemu.md): a Node program joins a QEMU-protocol server (QEMU's ivshmem-server or
 // `ivshm qemu-server`) as a peer of ivshmem-doorbell VMs, and gets an
 // IvshmemEndpoint, so application code moves between native links and v1.
 //
@@ -10,7 +9,7 @@
 // - no State Table: `state`/`peerState()` read 0, `stateTable()` is empty and
 //   `setState()` throws IVSHM_ERR_NOT_SUPPORTED rather than pretend;
 // - interrupts come per vector on our own eventfds; eventfds do not say who
-//   rang (§2 "Client ⇄ client"), so `from` is always -1;
+//   rang (docs/qemu.md §5), so `from` is always -1;
 // - INT_CONTROL and one-shot are honoured on the receiving side (EndpointBase).
 //
 // The server is trusted with memory (it hands out the one file), but nothing
@@ -57,7 +56,7 @@ export interface ConnectQemuOptions {
 /** The largest shared memory we map from a server: the one section limit (docs/spec.md §1.5). */
 const MAX_SHM = MAX_SECTION_SIZE;
 
-/** Handshake phases of §2: version, ID, then shm (+ peer vectors) in any order of peers. */
+/** Handshake phases of docs/qemu.md §2: version, ID, then shm (+ peer vectors) in any order of peers. */
 type Phase = 'version' | 'id' | 'shm' | 'ready';
 
 /**
@@ -70,7 +69,7 @@ class QemuSession {
   id = -1;
   shmFd = -1;
   shmSize = 0;
-  /** Eventfds per peer ID, vector index = arrival order (§2 "The vector index is implicit"). */
+  /** Eventfds per peer ID, vector index = arrival order (docs/qemu.md §2). */
   readonly peerFds = new Map<number, number[]>();
   /** Peers that got their first vector in the current read batch. */
   joinedInBatch: number[] = [];
@@ -109,7 +108,7 @@ class QemuSession {
     if (raw < 0n || raw > BigInt(IVSHMEM_MAX_ID)) this.violation(msg, `message value ${raw} is neither -1 (shm) nor a peer ID 0..${IVSHMEM_MAX_ID}`);
     const peer = Number(raw);
     if (fd < 0) {
-      // Disconnect notification (§2 "Afterwards").
+      // Disconnect notification (docs/qemu.md §3).
       if (peer === this.id) throw new ProtocolError(`server announced that this peer (${peer}) disconnected`);
       const fds = this.peerFds.get(peer);
       if (!fds) {
@@ -131,7 +130,7 @@ class QemuSession {
     }
     if (fds.length >= IVSHMEM_MAX_VECTORS) this.violation(msg, `server sent more than ${IVSHMEM_MAX_VECTORS} vectors for peer ${peer}`);
     // Blocking fds would stall the event loop; the kernel shares the flag
-    // with the server's copy, which uses EFD_NONBLOCK anyway (§2).
+    // with the server's copy, which uses EFD_NONBLOCK anyway (docs/qemu.md §5).
     setNonBlocking(fd);
     fds.push(fd);
     if (peer === this.id) this.ownAddedInBatch.push(fds.length - 1);
@@ -183,7 +182,7 @@ export function connectQemu(opts: ConnectQemuOptions): Promise<QemuEndpoint> {
   try {
     sock = unixConnect(socket, 'stream');
   } catch (err) {
-    // QEMU servers use SOCK_STREAM (§2); ivshm brokers use SOCK_SEQPACKET.
+    // QEMU servers use SOCK_STREAM (docs/qemu.md §1); ivshm brokers use SOCK_SEQPACKET.
     if (err instanceof OsError && err.errno === E.EPROTOTYPE) {
       return Promise.reject(new OsError('connect', err.errno, `connect(${socket}) failed: EPROTOTYPE; this is not a QEMU ivshmem server but probably an ivshm broker: connect without --qemu`));
     }
@@ -250,7 +249,7 @@ export function connectQemu(opts: ConnectQemuOptions): Promise<QemuEndpoint> {
 
 export class QemuEndpoint extends EndpointBase implements IvshmemEndpoint {
   readonly id: number;
-  /** The ID space of v1 (16-bit Doorbell peer field, §3). */
+  /** The ID space of v1 (16-bit Doorbell peer field, docs/qemu.md §4). */
   readonly maxPeers = IVSHMEM_MAX_ID + 1;
   readonly protocol = 0;
   readonly sizes: SectionSizes;
@@ -373,7 +372,7 @@ export class QemuEndpoint extends EndpointBase implements IvshmemEndpoint {
   /** Nothing to scan: v1 has no State Table (vector 0 is an ordinary vector). */
   protected override scanStateTable(): void {}
 
-  /** Write 1 to `peer`'s eventfd of `vector` (§2); false if the peer or vector is unknown, or closed. */
+  /** Write 1 to `peer`'s eventfd of `vector` (docs/qemu.md §5); false if the peer or vector is unknown, or closed. */
   ring(peer: number, vector: number): boolean {
     const fd = this.closed ? undefined : this.session.peerFds.get(peer)?.[vector];
     if (fd === undefined || !Number.isInteger(vector)) {
@@ -402,7 +401,7 @@ export class QemuEndpoint extends EndpointBase implements IvshmemEndpoint {
     this.closed = true;
     this.sockWatch.close();
     for (const w of this.vectorWatches) w.close();
-    // Closing the socket is our disconnect: the server tells the others (§2).
+    // Closing the socket is our disconnect: the server tells the others (docs/qemu.md §3).
     shutdownSocket(this.sock);
     closeFd(this.sock);
     this.reader.dispose();

@@ -1,16 +1,16 @@
-// QEMU's ivshmem server protocol, version 0 (qemu-ivshmem-notes.md §2):
+// QEMU's ivshmem server protocol, version 0 (docs/qemu.md §1):
 // AF_UNIX SOCK_STREAM, server -> client only, every message exactly 8 bytes
 // (a signed 64-bit little-endian integer) carrying at most one fd.
 import { closeFd, receiveMessage, sendMessage } from '../../sys/index.js';
 
-/** IVSHMEM_PROTOCOL_VERSION of QEMU's include/hw/misc/ivshmem.h (§1). */
+/** IVSHMEM_PROTOCOL_VERSION of QEMU's include/hw/misc/ivshmem.h (docs/qemu.md §2). */
 export const IVSHMEM_PROTOCOL_VERSION = 0;
 export const IVSHMEM_MSG_SIZE = 8;
-/** The message value that carries the shared memory fd (§2 step 3). */
+/** The message value that carries the shared memory fd (docs/qemu.md §2, step 3). */
 export const IVSHMEM_SHM_MSG = -1;
-/** Peer IDs fit the 16-bit peer field of the Doorbell register (§2 "IDs", §3). */
+/** Peer IDs fit the 16-bit peer field of the Doorbell register (docs/qemu.md §4). */
 export const IVSHMEM_MAX_ID = 0xffff;
-/** Vectors per peer: the contrib server's limit (§4, `-n`). */
+/** Vectors per peer: the contrib server's limit (docs/qemu.md §8). */
 export const IVSHMEM_MAX_VECTORS = 64;
 
 const out = Buffer.alloc(IVSHMEM_MSG_SIZE);
@@ -31,8 +31,7 @@ export type ReadResult = { kind: 'message'; msg: QemuMessage } | { kind: 'again'
 /**
  * Reassembles 8-byte messages from a non-blocking stream socket. Each recvmsg
  * asks only for the bytes missing from the current message, so an fd always
- * stays with the message it came with (§2 "Receivers must read 8 bytes per
- * recvmsg"); a sender that splits a message is tolerated, and the fds of every
+ * stays with the message it came with (docs/qemu.md §1); a sender that splits a message is tolerated, and the fds of every
  * piece belong to that message.
  */
 export class QemuMessageReader {

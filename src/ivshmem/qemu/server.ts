@@ -1,9 +1,9 @@
-// A server for QEMU's ivshmem protocol v0 (qemu-ivshmem-notes.md §2, §7), so
+// A server for QEMU's ivshmem protocol v0 (docs/qemu.md), so
 // `-device ivshmem-doorbell,chardev=X,vectors=N` virtual machines, QEMU's
 // ivshmem-client and our own client (client.ts) can be peers of one another.
 //
 // There is no isolation in this mode: every peer gets the same read-write
-// shared memory fd (§2 step 3), and every peer gets every other peer's
+// shared memory fd (docs/qemu.md §2), and every peer gets every other peer's
 // doorbell eventfds. That is the v1 design; native ivshm links (broker.ts)
 // are the isolated alternative.
 import { EventEmitter } from 'node:events';
@@ -29,15 +29,15 @@ import { dupFd, shmCreate, shmPath } from '../../sys/posix-shm.js';
 import { parseInteger, parseSize } from '../../units.js';
 import { IVSHMEM_MAX_ID, IVSHMEM_MAX_VECTORS, IVSHMEM_PROTOCOL_VERSION, IVSHMEM_SHM_MSG, sendQemuMessage } from './protocol.js';
 
-export const QEMU_DEFAULT_SIZE = 4 * 1024 * 1024; // contrib server's -l default (§4)
-export const QEMU_MIN_SIZE = 4096; // QEMU maps BAR2: page-aligned (§2)
+export const QEMU_DEFAULT_SIZE = 4 * 1024 * 1024; // as QEMU's contrib server (docs/qemu.md §8)
+export const QEMU_MIN_SIZE = 4096; // QEMU maps BAR2: page-aligned (docs/qemu.md §7)
 export const QEMU_MAX_SIZE = 2 ** 36;
 /** Messages queued for a client that does not read before it is dropped. */
 const MAX_QUEUED = 65536;
 
 export interface QemuServerOptions {
   socket: string;
-  /** Shared memory bytes (number or "4M"); rounded up to a power of two (§2). Default 4 MiB. */
+  /** Shared memory bytes (number or "4M"); rounded up to a power of two (docs/qemu.md §7). Default 4 MiB. */
   size?: number | string;
   /** Vectors per peer, 1..64; must equal the `vectors=` of every QEMU device. Default 1. */
   vectors?: number | string;
@@ -53,7 +53,7 @@ export interface QemuServerEvents {
   close: [];
 }
 
-/** Round up to a power of two, at least one page (§2: QEMU asserts is_power_of_2). */
+/** Round up to a power of two, at least one page (docs/qemu.md §7: QEMU aborts on any other size). */
 export function qemuShmSize(requested: number): number {
   let size = QEMU_MIN_SIZE;
   while (size < requested) size *= 2;
@@ -69,7 +69,7 @@ interface Queued {
 interface Client {
   readonly id: number;
   readonly sock: number;
-  /** Eventfds of vectors 0..N-1: read by this peer, written by the others (§2 "eventfds"). */
+  /** Eventfds of vectors 0..N-1: read by this peer, written by the others (docs/qemu.md §5). */
   readonly vectors: number[];
   readonly pid: number | null;
   /** Input (= disconnect) always; writability while `queue` is not empty. One handle per fd (fd-watch.ts). */
@@ -91,9 +91,9 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
   private listenFd = -1;
   private listenWatch: Watch | null = null;
   private shmFd = -1;
-  /** Insertion order = join order, which §2 step 4 follows. */
+  /** Insertion order = join order, which docs/qemu.md §2 step 4 follows. */
   private readonly clients = new Map<number, Client>();
-  /** Next ID to try: monotonic, wraps at 65536 (§2 "IDs"). */
+  /** Next ID to try: monotonic, wraps at 65536 (docs/qemu.md §4). */
   private curId = 0;
   private state: 'new' | 'running' | 'stopped' = 'new';
 
@@ -142,7 +142,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
 
   /**
    * Disconnect every peer in join order (each remaining peer is told, as the
-   * contrib server does on SIGTERM, §2 "Server exit"), remove the socket path
+   * contrib server does on SIGTERM, docs/qemu.md §6), remove the socket path
    * and the /dev/shm object.
    */
   async stop(): Promise<void> {
@@ -212,7 +212,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
       throw err;
     }
     const cred = peerCredentials(sock);
-    // Any readability (bytes or EOF) is the client's disconnect (§2 "Direction").
+    // Any readability (bytes or EOF) is the client's disconnect (docs/qemu.md §1).
     const watch = watchDuplex(
       sock,
       (hangup) => this.onClientInput(id, hangup),
@@ -222,7 +222,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     this.clients.set(id, client);
     this.log(`peer ${id} connected${cred ? ` (pid ${cred.pid}, uid ${cred.uid})` : ''}`);
 
-    // §2 table: version, ID, shm; then the new peer's vectors to the others,
+    // docs/qemu.md §2: version, ID, shm; then the new peer's vectors to the others,
     // the others' vectors to it (join order), and its own vectors last.
     if (!this.send(client, IVSHMEM_PROTOCOL_VERSION)) return;
     if (!this.send(client, id)) return;
@@ -307,7 +307,7 @@ export class QemuServer extends EventEmitter<QemuServerEvents> {
     closeFd(client.sock);
     client.vectors.forEach(closeFd);
     this.log(`peer ${id} left: ${reason}`);
-    // Disconnect notification: the ID without an fd (§2 "Afterwards").
+    // Disconnect notification: the ID without an fd (docs/qemu.md §3).
     for (const other of [...this.clients.values()]) if (other.known.delete(id)) this.send(other, id);
     this.emit('peer-gone', { peer: id, reason });
   }
