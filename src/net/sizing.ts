@@ -16,7 +16,8 @@ export const IVSHM_NET_FRAME_OVERHEAD = 18;
 export const IVSHM_NET_MTU_DEF = 16384;
 export const ETH_MIN_MTU = 68;
 export const ETH_MAX_MTU = 65535;
-export const ETH_HLEN = 14;
+/** The Ethernet header, defined once with the TAP device that reads and writes it. */
+export { ETH_HLEN } from '../sys/tap.js';
 /** Largest ring tried; the loop halves while N > 32. */
 export const IVSHM_NET_MAX_QLEN = 4096;
 /** Completions carry this length (ivshmem v2 marks them with 1). */
