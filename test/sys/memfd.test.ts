@@ -1,5 +1,5 @@
-// The kernel facts the isolation model rests on (baselines.md "What these
-// numbers say" 6), checked on the machine the tests run on.
+// The kernel facts the isolation model rests on (docs/design.md §2, §3),
+// checked on the machine the tests run on.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { addSeals, closeFd, getSeals, mapShared, memfdCreate, readOnlyFd, SEAL, SYS, tryMapShared, tryOpen, tryProtect, tryTruncate, writeFd, errnoName } from '../../src/sys/index.js';

@@ -1,6 +1,5 @@
 // ivshm check: one failing file per rule with the exact message, every
-// problem at once, and the shipped examples pass (issue 6; ivshmem-v2-notes.md
-// e.4, e.5, g.37-g.40).
+// problem at once, and the shipped examples pass (docs/system.md).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

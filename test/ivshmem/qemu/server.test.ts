@@ -1,5 +1,5 @@
 // QemuServer / `ivshm qemu-server` against our client and against a raw
-// socket that checks the bytes and fds of §2 (qemu-ivshmem-notes.md) one by
+// socket that checks the bytes and fds of docs/qemu.md §2 and §3 one by
 // one: order, values, fd kinds, ID allocation, disconnects, sizes, cleanup.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
@@ -54,7 +54,7 @@ function readMessages(sock: number, n: number): Promise<QemuMessage[]> {
 
 const shape = (msgs: QemuMessage[]) => msgs.map((m) => [Number(m.value), m.fds.map((fd) => (fdTarget(fd) ?? '?').replace(/ \(deleted\)$/, ''))]);
 
-test('a new client gets version, ID, shm, the others\' vectors, then its own, in that order (§2)', { timeout: 20000 }, async () => {
+test('a new client gets version, ID, shm, the others\' vectors, then its own, in that order (docs/qemu.md §2)', { timeout: 20000 }, async () => {
   await withServer({ vectors: 2, size: 1000000 }, async (srv, socket) => {
     const a = await connectQemu({ socket });
     assert.equal(a.id, 0);
@@ -228,7 +228,7 @@ test('ivshm qemu-server: logs every client with a reason; SIGTERM disconnects al
   assert.ok(messages.some((m) => m === 'peer 1 left: server stopping'), messages.join('\n'));
 });
 
-test('IDs wrap at 65536 and skip IDs still in use (§2 "IDs")', { timeout: 20000 }, async () => {
+test('IDs wrap at 65536 and skip IDs still in use (docs/qemu.md §4)', { timeout: 20000 }, async () => {
   await withServer({}, async (srv, socket) => {
     const a = await connectQemu({ socket });
     assert.equal(a.id, 0);
