@@ -22,12 +22,10 @@ export type IvshmErrorCode =
   | 'IVSHM_ERR_TIMEOUT'
   | 'IVSHM_ERR_BUSY';
 
-function hasKind(kind: string) {
-  return (value: unknown): boolean => {
-    if (typeof value !== 'object' || value === null) return false;
-    const kinds = (value as Record<symbol, unknown>)[KINDS];
-    return Array.isArray(kinds) && kinds.includes(kind);
-  };
+function hasKind(kind: string, value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  const kinds = (value as Record<symbol, unknown>)[KINDS];
+  return Array.isArray(kinds) && kinds.includes(kind);
 }
 
 interface ErrorClass {
@@ -55,34 +53,28 @@ export abstract class IvshmError extends Error {
   static readonly kind: string = 'IvshmError';
   /** @internal */
   declare static readonly code: IvshmErrorCode;
-  static override [Symbol.hasInstance] = hasKind('IvshmError');
+  /** Answers `instanceof` by brand, so errors from another copy of the package match too. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return hasKind(this.kind, value);
+  }
 }
 
 /** IVSHM_ERR_CONFIG: a system file or link configuration is wrong; the message names the key and the fix. */
 export class ConfigError extends IvshmError {
   static override readonly kind: string = 'ConfigError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_CONFIG';
-  static override [Symbol.hasInstance] = hasKind('ConfigError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** IVSHM_ERR_INVALID_ARGUMENT: a function was called with a value it cannot use. */
 export class InvalidArgumentError extends IvshmError {
   static override readonly kind: string = 'InvalidArgumentError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_INVALID_ARGUMENT';
-  static override [Symbol.hasInstance] = hasKind('InvalidArgumentError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** IVSHM_ERR_OS: a failed OS call; `errno` and `syscall` name it. */
 export class OsError extends IvshmError {
   static override readonly kind: string = 'OsError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_OS';
-  static override [Symbol.hasInstance] = hasKind('OsError');
   readonly errno: number;
   readonly syscall: string;
   constructor(syscall: string, errno: number, message: string, options?: { cause?: unknown }) {
@@ -96,37 +88,24 @@ export class OsError extends IvshmError {
 export class PermissionError extends OsError {
   static override readonly kind: string = 'PermissionError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_PERMISSION';
-  static override [Symbol.hasInstance] = hasKind('PermissionError');
-  constructor(syscall: string, errno: number, message: string, options?: { cause?: unknown }) {
-    super(syscall, errno, message, options);
-  }
 }
 
 /** IVSHM_ERR_NOT_SUPPORTED: this host, device or peer lacks what the operation needs. */
 export class NotSupportedError extends IvshmError {
   static override readonly kind: string = 'NotSupportedError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_NOT_SUPPORTED';
-  static override [Symbol.hasInstance] = hasKind('NotSupportedError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** IVSHM_ERR_PROTOCOL: a malformed or unexpected message on a control socket (ours or QEMU's). */
 export class ProtocolError extends IvshmError {
   static override readonly kind: string = 'ProtocolError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_PROTOCOL';
-  static override [Symbol.hasInstance] = hasKind('ProtocolError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** IVSHM_ERR_PEER_VIOLATION: a peer broke the shared-memory protocol; `reason` is a stable reason code. */
 export class PeerViolationError extends IvshmError {
   static override readonly kind: string = 'PeerViolationError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_PEER_VIOLATION';
-  static override [Symbol.hasInstance] = hasKind('PeerViolationError');
   readonly reason: string;
   constructor(reason: string, message: string) {
     super(message);
@@ -138,50 +117,30 @@ export class PeerViolationError extends IvshmError {
 export class RefusedError extends IvshmError {
   static override readonly kind: string = 'RefusedError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_REFUSED';
-  static override [Symbol.hasInstance] = hasKind('RefusedError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** IVSHM_ERR_PEER_GONE: the other side went away. */
 export class PeerGoneError extends IvshmError {
   static override readonly kind: string = 'PeerGoneError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_PEER_GONE';
-  static override [Symbol.hasInstance] = hasKind('PeerGoneError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** IVSHM_ERR_CLOSED: the object was closed before or during the operation. */
 export class ClosedError extends IvshmError {
   static override readonly kind: string = 'ClosedError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_CLOSED';
-  static override [Symbol.hasInstance] = hasKind('ClosedError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** IVSHM_ERR_TIMEOUT: an answer did not come within the time allowed. */
 export class TimeoutError extends IvshmError {
   static override readonly kind: string = 'TimeoutError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_TIMEOUT';
-  static override [Symbol.hasInstance] = hasKind('TimeoutError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** IVSHM_ERR_BUSY: the object is in use (a loan open, a server already started, every ID taken). */
 export class BusyError extends IvshmError {
   static override readonly kind: string = 'BusyError';
   static override readonly code: IvshmErrorCode = 'IVSHM_ERR_BUSY';
-  static override [Symbol.hasInstance] = hasKind('BusyError');
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-  }
 }
 
 /** Every code and its class, for the README table and tests. */
