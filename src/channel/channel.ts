@@ -1,45 +1,30 @@
-// A message channel between two peers of an ivshmem link (issue 5, item 1).
+// A message channel between two peers of an ivshmem link.
 //
-// Each direction is an SPSC byte ring (ring.ts) in the writer's own output
-// section; the reader's consumer position lives in the reader's section
-// (layout.ts slots). Nothing is relayed by the broker: the data path is loads
-// and stores on shared memory plus doorbells the reader asked for.
+// Each direction is a byte ring of records (details/framing.ts) in the
+// writer's own output section; the reader's consumer position lives in the
+// reader's section (docs/spec-channel.md §4). Nothing is relayed by the
+// broker: the data path is loads and stores on shared memory plus doorbells
+// the reader asked for.
 //
-// Lifecycle (ivshmem-v2-notes.md a.5 State register; anchors.md 1.10 item 5):
-// each peer publishes STATE = session | READY. When we see a new session of
-// the peer we attach our ring to it at our current tail (S_TX_START) and
-// report which of our messages it never confirmed; the peer starts reading
-// there. Sequence numbers continue across peer restarts, so both sides can
-// tell exactly which messages may not have arrived. Nothing is re-sent, so
-// nothing is delivered twice.
-import { ClosedError, InvalidArgumentError, PeerViolationError, TimeoutError } from '../errors.js';
-import { PEER_OUTPUT_VIEW, type IvshmemEndpoint } from '../ivshmem/endpoint.js';
-import {
-  CH_ROLE_CHANNEL,
-  CH_STATE_PHASE_MASK,
-  CH_STATE_READY,
-  needEvent,
-  readPeerHeader,
-  REC_ALIGN,
-  REC_DATA,
-  REC_REQUEST,
-  REC_RESPONSE,
-  S_RX_ARMED,
-  S_RX_HEAD,
-  S_RX_SEQ,
-  S_RX_SESSION,
-  S_RX_WAKE_AT,
-  S_TX_ARMED,
-  S_TX_SESSION,
-  S_TX_START,
-  S_TX_START_SEQ,
-  S_TX_WAKE_AT,
-  slotIndex,
-  words,
-  type PeerHeader,
-} from './layout.js';
-import { Inbox, OnePeerUser, otherPeer, type LinkUserOptions } from './link-user.js';
-import { newRecordView, RingReader, RingWriter } from './ring.js';
+// Lifecycle (docs/spec-channel.md §6, §8): each peer publishes STATE =
+// session | READY. When we see a new session of the peer we attach our ring
+// to it at our current tail and report which of our messages it never
+// confirmed; the peer starts reading there. Sequence numbers continue across
+// peer restarts, so both sides can tell exactly which messages may not have
+// arrived. Nothing is re-sent, so nothing is delivered twice.
+import { ClosedError, PeerViolationError } from '../errors.js';
+import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
+import { CH_ROLE_CHANNEL, REC_DATA, REC_REQUEST, REC_RESPONSE } from './layout.js';
+import { Message, type Loan } from './message.js';
+import { ChannelRx } from './details/channel-rx.js';
+import { ChannelTx } from './details/channel-tx.js';
+import { Inbox } from './details/inbox.js';
+import { OnePeerUser, otherPeer, type LinkUserOptions } from './details/link-user.js';
+import { PeerSession } from './details/peer-session.js';
+import { Requests } from './details/requests.js';
+import { Sender } from './details/sender.js';
+
+export { Message, Loan } from './message.js';
 
 export interface ChannelOptions extends LinkUserOptions {
   /** The other peer's ID; default: the other one on a 2-peer link. */
@@ -80,6 +65,8 @@ export interface ChannelEvents {
   'peer-up': [PeerUpEvent];
   'peer-down': [PeerDownEvent];
   violation: [ViolationEvent];
+  /** An exception thrown by one of our listeners (see LinkUser.emit). */
+  error: [unknown];
   close: [{ reason: string }];
 }
 
@@ -94,76 +81,8 @@ export interface ChannelCounters {
   peerUps: number;
   peerDowns: number;
   badHeaders: number;
-}
-
-/** A received message. `data` is a private copy: the ring slot is released at once. */
-export class Message {
-  constructor(
-    readonly data: Buffer,
-    readonly seq: number,
-    readonly correlationId: number,
-    readonly isRequest: boolean,
-    private readonly channel: Channel | null,
-  ) {}
-  /** Answer a request (resolves like send()). */
-  respond(data: Uint8Array): Promise<number> {
-    if (!this.isRequest || !this.channel) {
-      return Promise.reject(new InvalidArgumentError(`message ${this.seq} is not a request; only messages from request() can be answered`));
-    }
-    return this.channel.enqueue(REC_RESPONSE, data, this.correlationId);
-  }
-}
-
-/** A zero-copy send: write into `buffer` (our own section), then commit(). */
-export class Loan {
-  private done = false;
-  constructor(
-    /** Writable bytes inside the ring. Do not keep it after commit()/abort() or after the channel closes. */
-    readonly buffer: Buffer,
-    private readonly channel: Channel,
-  ) {}
-  /** Publish the first `length` bytes (default all). Resolves with the message's sequence number. */
-  commit(length = this.buffer.byteLength): Promise<number> {
-    if (this.done) return Promise.reject(new InvalidArgumentError('loan was already committed or aborted'));
-    if (!Number.isInteger(length) || length < 0 || length > this.buffer.byteLength) {
-      return Promise.reject(new InvalidArgumentError(`commit length ${length} must be 0..${this.buffer.byteLength}`));
-    }
-    this.done = true;
-    return this.channel.commitLoan(this, length);
-  }
-  abort(): void {
-    if (this.done) return;
-    this.done = true;
-    this.channel.abortLoan(this);
-  }
-}
-
-interface SendItem {
-  kind: 'send';
-  type: number;
-  data: Uint8Array;
-  corr: number;
-  resolve: (seq: number) => void;
-  reject: (e: Error) => void;
-}
-interface LoanItem {
-  kind: 'loan';
-  size: number;
-  resolve: (l: Loan) => void;
-  reject: (e: Error) => void;
-}
-interface CommitItem {
-  kind: 'commit';
-  length: number;
-  resolve: (seq: number) => void;
-  reject: (e: Error) => void;
-}
-type QueueItem = SendItem | LoanItem | CommitItem;
-
-interface Pending {
-  resolve: (m: Message) => void;
-  reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  /** Exceptions thrown by listeners (reported as 'error' or a process warning). */
+  listenerErrors: number;
 }
 
 export class Channel extends OnePeerUser<ChannelEvents> {
@@ -179,40 +98,20 @@ export class Channel extends OnePeerUser<ChannelEvents> {
     peerUps: 0,
     peerDowns: 0,
     badHeaders: 0,
+    listenerErrors: 0,
   };
   /** Reason the channel is latched broken (a peer violation), or null. Cleared when the peer starts a new session. */
   broken: string | null = null;
 
-  private readonly writer: RingWriter;
   private readonly requestTimeoutMs: number;
-  private readonly rec = newRecordView();
-
-  // Peer side (everything here was validated when read).
-  private view: Uint8Array | null = null;
-  private pw: Int32Array | null = null;
-  private peerHdr: PeerHeader | null = null;
-  private peerSession = 0;
-  private brokenSession = 0;
-  private reader: RingReader | null = null;
+  private readonly ps: PeerSession;
+  private readonly tx: ChannelTx;
   private connected = false;
 
-  // Our direction.
-  private nextSeq = 1;
-  private confirmedSeq = 0;
-  private txStart = 0;
-  /** Last validated consumer position of the peer in our ring. */
-  private head = 0;
-  private readonly queue: QueueItem[] = [];
-  private openLoan: Loan | null = null;
-  private loanOffset = 0;
-  private flushWaiters: Array<{ seq: number; resolve: () => void; reject: (e: Error) => void }> = [];
-
-  // Receive side.
-  private lastReceivedSeq = 0;
+  private readonly rx: ChannelRx;
   private paused = false;
   private readonly inbox: Inbox<Message>;
-  private nextCorr = 1;
-  private readonly pending = new Map<number, Pending>();
+  private readonly requests = new Requests<Message>();
 
   constructor(endpoint: IvshmemEndpoint, opts: ChannelOptions = {}) {
     const what = `channel on peer ${endpoint.id} of link ${endpoint.name}`;
@@ -225,8 +124,24 @@ export class Channel extends OnePeerUser<ChannelEvents> {
     this.sec.claimRing(CH_ROLE_CHANNEL, what);
     this.sec.acquire();
     this.sec.renew();
-    this.writer = new RingWriter(this.sec.bytes, this.sec.w, this.sec.geo.ringOffset, this.sec.geo.ringSize);
-    this.writer.reset(0);
+    const sender = new Sender(this.sec, endpoint, this.vector, this.counters, 'message');
+    const host = {
+      txReady: () => this.txReady(),
+      violation: (reason: string, detail: string) => this.violation(reason, detail),
+      checkOpen: () => this.checkOpen(),
+      kick: () => this.pump.kick(),
+    };
+    this.tx = new ChannelTx(sender, this.sec, endpoint.id, peer, host, this.counters);
+    this.rx = new ChannelRx(this.sec, endpoint, peer, this.vector, this.counters, {
+      canDeliver: () => this.canDeliver(),
+      deliver: (type, data, seq, corr) => this.deliver(type, data, seq, corr),
+      violation: host.violation,
+      isClosed: () => this.closed,
+    });
+    this.ps = new PeerSession(endpoint, peer, CH_ROLE_CHANNEL, 'peer', () => {
+      this.rx.receiver = null;
+      this.tx.dropView();
+    });
     this.listen('message', () => {
       this.sync();
       this.pump.start();
@@ -243,12 +158,12 @@ export class Channel extends OnePeerUser<ChannelEvents> {
 
   protected recheck(): void {
     this.sync();
-    if (this.txReady()) this.refreshHead();
+    if (this.txReady()) this.tx.refreshHead();
   }
 
   /** Largest message this channel can send (half our ring). */
   get maxMessageSize(): number {
-    return this.writer.maxPayload;
+    return this.tx.sender.maxPayload;
   }
 
   get isConnected(): boolean {
@@ -257,7 +172,7 @@ export class Channel extends OnePeerUser<ChannelEvents> {
 
   /** The peer's sequence numbers we have seen, and ours. */
   get sequence(): { nextSeq: number; confirmedSeq: number; lastReceivedSeq: number } {
-    return { nextSeq: this.nextSeq, confirmedSeq: this.confirmedSeq, lastReceivedSeq: this.lastReceivedSeq };
+    return { nextSeq: this.tx.sender.nextSeq, confirmedSeq: this.tx.confirmedSeq, lastReceivedSeq: this.rx.lastReceivedSeq };
   }
 
   /** Resolves when the peer is attached (immediately if it is). */
@@ -286,200 +201,44 @@ export class Channel extends OnePeerUser<ChannelEvents> {
    * not attached. Messages are delivered in order, with their boundaries.
    */
   send(data: Uint8Array): Promise<number> {
-    return this.enqueue(REC_DATA, data, 0);
+    return this.tx.enqueue(REC_DATA, data, 0);
   }
 
   /** Send now if there is room and nothing queued; returns the sequence number, or 0 (nothing sent). */
   trySend(data: Uint8Array): number {
-    this.checkSize(data.byteLength);
-    if (this.queue.length || this.openLoan || !this.txReady()) return 0;
-    return this.write(REC_DATA, data, 0);
+    return this.tx.trySend(REC_DATA, data, 0);
   }
 
   /** Reserve `size` bytes in the ring for a zero-copy send. */
   loanBuffer(size: number): Promise<Loan> {
-    try {
-      this.checkOpen();
-      this.checkSize(size);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ kind: 'loan', size, resolve, reject });
-      if (!this.drain() || this.queue.length) this.pump.kick();
-    });
+    return this.tx.loan(size);
   }
 
   /** Same as loanBuffer (iceoryx2's name). */
   loan(size: number): Promise<Loan> {
-    return this.loanBuffer(size);
+    return this.tx.loan(size);
   }
 
   /** Send a request; resolves with the response message. */
   request(data: Uint8Array, opts: { timeoutMs?: number } = {}): Promise<Message> {
-    const corr = this.nextCorr;
-    this.nextCorr = this.nextCorr >= 0xffffffff ? 1 : this.nextCorr + 1;
     const timeoutMs = opts.timeoutMs ?? this.requestTimeoutMs;
-    return new Promise<Message>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(corr);
-        reject(new TimeoutError(`request ${corr} on channel to peer ${this.peer} got no response within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(corr, { resolve, reject, timer });
-      this.enqueue(REC_REQUEST, data, corr).catch((e: Error) => {
-        clearTimeout(timer);
-        this.pending.delete(corr);
-        reject(e);
-      });
-    });
+    const { corr, response } = this.requests.open(timeoutMs, (c) => `request ${c} on channel to peer ${this.peer}`);
+    this.tx.enqueue(REC_REQUEST, data, corr).catch((e: Error) => this.requests.fail(corr, e));
+    return response;
   }
 
   /** Resolves when the peer has consumed everything sent so far. */
   flush(): Promise<void> {
     if (this.closed) return Promise.reject(new ClosedError('channel is closed'));
-    const seq = (this.nextSeq - 1) >>> 0;
-    if (this.queue.length === 0 && this.confirmedSeq === seq) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      this.flushWaiters.push({ seq, resolve, reject });
-      this.pump.kick();
-    });
-  }
-
-  /** @internal */
-  enqueue(type: number, data: Uint8Array, corr: number): Promise<number> {
-    try {
-      this.checkOpen();
-      this.checkSize(data.byteLength);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-    if (this.queue.length === 0 && !this.openLoan && this.txReady()) {
-      const seq = this.write(type, data, corr);
-      if (seq) return Promise.resolve(seq);
-    }
-    return new Promise((resolve, reject) => {
-      this.queue.push({ kind: 'send', type, data, corr, resolve, reject });
-      this.pump.kick();
-    });
-  }
-
-  /** @internal */
-  commitLoan(l: Loan, length: number): Promise<number> {
-    if (l !== this.openLoan) return Promise.reject(new ClosedError('the loan is no longer valid (channel closed or reset)'));
-    if (this.txReady() && this.queue.length === 0) {
-      return Promise.resolve(this.publish(REC_DATA, length, 0));
-    }
-    // The peer went away while the loan was open: keep the bytes in place and
-    // publish them first when it is back, so the message is neither lost nor reordered.
-    return new Promise((resolve, reject) => {
-      this.queue.unshift({ kind: 'commit', length, resolve, reject });
-      this.pump.kick();
-    });
-  }
-
-  /** @internal */
-  abortLoan(l: Loan): void {
-    if (l !== this.openLoan) return;
-    this.openLoan = null;
-    this.writer.abort();
-    this.pump.kick();
+    return this.tx.flush();
   }
 
   private checkOpen(): void {
     if (this.closed) throw new ClosedError(`channel to peer ${this.peer} is closed`);
   }
 
-  private checkSize(n: number): void {
-    if (!Number.isInteger(n) || n < 0 || n > this.writer.maxPayload) {
-      throw new InvalidArgumentError(
-        `message of ${n} bytes exceeds this channel's limit of ${this.writer.maxPayload} bytes (half the ring); start the link with a larger --output-size`);
-    }
-  }
-
   private txReady(): boolean {
-    return this.peerSession !== 0 && this.broken === null && !this.closed && this.pw !== null;
-  }
-
-  /** Refresh the peer's consumer position in our ring (validated). Returns false on a violation. */
-  private refreshHead(): boolean {
-    const pw = this.pw;
-    if (!pw) return false;
-    const me = this.endpoint.id;
-    if (Atomics.load(pw, slotIndex(me, S_RX_SESSION)) >>> 0 !== this.sec.session) return true; // not attached yet: head = txStart
-    const h = Atomics.load(pw, slotIndex(me, S_RX_HEAD)) >>> 0;
-    const s = Atomics.load(pw, slotIndex(me, S_RX_SEQ)) >>> 0;
-    const tail = this.writer.tail;
-    // The consumer may only move forward, and never past what we published.
-    if (h % REC_ALIGN !== 0 || ((h - this.head) >>> 0) > ((tail - this.head) >>> 0)) return this.violation('consumer-head-out-of-range', `consumer position ${h} is outside ${this.head}..${tail}`);
-    const last = (this.nextSeq - 1) >>> 0;
-    if (((s - this.confirmedSeq) >>> 0) > ((last - this.confirmedSeq) >>> 0)) return this.violation('consumer-seq-out-of-range', `consumer sequence ${s} is outside ${this.confirmedSeq}..${last}`);
-    this.head = h;
-    this.confirmedSeq = s;
-    return true;
-  }
-
-  /** Claim, copy, commit. Returns the sequence number or 0 when full. */
-  private write(type: number, data: Uint8Array, corr: number): number {
-    let off = this.writer.claim(data.byteLength, this.head);
-    if (off < 0) {
-      if (!this.refreshHead()) return 0;
-      off = this.writer.claim(data.byteLength, this.head);
-      if (off < 0) return 0;
-    }
-    this.writer.write(off, data);
-    return this.publish(type, data.byteLength, corr);
-  }
-
-  private publish(type: number, length: number, corr: number): number {
-    const seq = this.nextSeq;
-    this.nextSeq = (seq + 1) >>> 0 || 1;
-    const old = this.writer.tail;
-    const tail = this.writer.commit(type, length, seq, corr);
-    this.openLoan = null;
-    this.counters.sent++;
-    this.counters.bytesSent += length;
-    // Ring only if the reader asked for it and this move crosses its wake point.
-    const pw = this.pw;
-    if (pw) {
-      const me = this.endpoint.id;
-      if (Atomics.load(pw, slotIndex(me, S_RX_ARMED)) === 1 && needEvent(Atomics.load(pw, slotIndex(me, S_RX_WAKE_AT)) >>> 0, tail, old)) {
-        this.counters.doorbellsRung++;
-        this.endpoint.ring(this.peer, this.vector);
-      }
-    }
-    return seq;
-  }
-
-  /** Move queued sends into the ring while there is room. Returns true if something moved. */
-  private drain(): boolean {
-    let did = false;
-    while (this.queue.length && this.txReady()) {
-      const item = this.queue[0]!;
-      if (item.kind === 'commit') {
-        this.queue.shift();
-        item.resolve(this.publish(REC_DATA, item.length, 0));
-        did = true;
-        continue;
-      }
-      if (this.openLoan) break;
-      if (item.kind === 'send') {
-        const seq = this.write(item.type, item.data, item.corr);
-        if (!seq) break;
-        this.queue.shift();
-        item.resolve(seq);
-      } else {
-        let off = this.writer.claim(item.size, this.head);
-        if (off < 0 && this.refreshHead()) off = this.writer.claim(item.size, this.head);
-        if (off < 0) break;
-        this.queue.shift();
-        const l = new Loan(this.sec.bytes.subarray(off, off + item.size), this);
-        this.openLoan = l;
-        this.loanOffset = off;
-        item.resolve(l);
-      }
-      did = true;
-    }
-    return did;
+    return this.ps.session !== 0 && this.broken === null && !this.closed && this.ps.pw !== null;
   }
 
   // -------------------------------------------------------------- receiving
@@ -500,83 +259,15 @@ export class Channel extends OnePeerUser<ChannelEvents> {
     return !this.paused && (this.inbox.hasRoom || this.listenerCount('message') > 0);
   }
 
-  /** Read what the peer published. Returns true if anything was consumed. */
-  private receive(): boolean {
-    const r = this.reader;
-    if (!r || !this.canDeliver()) return false;
-    const err = r.loadTail();
-    if (err) return this.violation(err, `tail ${r.peekTail()} against consumer position ${r.pos}`) && false;
-    if (!r.available) return false;
-    const src = this.view!;
-    const start = r.pos;
-    let lastPublished = start;
-    // Bounded: at most the ring's worth of records per call.
-    let budget = r.size >>> 4;
-    let released = 0;
-    while (r.available && budget-- > 0 && this.reader === r && this.canDeliver()) {
-      const e = r.parse(this.rec);
-      if (e) return this.violation(e, `record at position ${r.pos}`) && false;
-      const rec = this.rec;
-      if (rec.seq !== r.seq) return this.violation('seq-mismatch', `record at position ${rec.pos} has sequence ${rec.seq}, expected ${r.seq}`) && false;
-      if (rec.type === REC_RESPONSE && rec.corr === 0) return this.violation('bad-correlation', `response ${rec.seq} without correlation ID`) && false;
-      if (rec.type === REC_REQUEST && rec.corr === 0) return this.violation('bad-correlation', `request ${rec.seq} without correlation ID`) && false;
-      // Copy out before use (the peer could change the bytes under us).
-      const data = Buffer.allocUnsafe(rec.length);
-      data.set(src.subarray(rec.offset, rec.offset + rec.length));
-      r.pos = rec.end;
-      r.seq = (r.seq + 1) >>> 0;
-      this.lastReceivedSeq = rec.seq;
-      this.counters.received++;
-      this.counters.bytesReceived += rec.length;
-      released += rec.end - rec.pos;
-      if (released >= r.size >>> 2) {
-        this.releaseRx(r, lastPublished);
-        lastPublished = r.pos;
-        released = 0;
-      }
-      this.deliver(rec.type, data, rec.seq, rec.corr);
-    }
-    if (this.reader === r && !this.closed) this.releaseRx(r, lastPublished);
-    return true;
-  }
-
-  /** Publish our consumer position (frees ring space) and ring the writer if it waits for it. */
-  private releaseRx(r: RingReader, old: number): void {
-    const me = this.endpoint.id;
-    this.sec.setSlot(this.peer, S_RX_SEQ, (r.seq - 1) >>> 0);
-    this.sec.setSlot(this.peer, S_RX_HEAD, r.pos);
-    const pw = this.pw;
-    if (pw && Atomics.load(pw, slotIndex(me, S_TX_ARMED)) === 1 && needEvent(Atomics.load(pw, slotIndex(me, S_TX_WAKE_AT)) >>> 0, r.pos, old)) {
-      this.counters.doorbellsRung++;
-      this.endpoint.ring(this.peer, this.vector);
-    }
-  }
-
   private deliver(type: number, data: Buffer, seq: number, corr: number): void {
     if (type === REC_RESPONSE) {
-      const p = this.pending.get(corr);
-      if (!p) {
-        this.counters.unmatchedResponses++;
-        return;
-      }
-      this.pending.delete(corr);
-      clearTimeout(p.timer);
-      p.resolve(new Message(data, seq, corr, false, null));
+      if (!this.requests.settle(corr, new Message(data, seq, corr, false, null))) this.counters.unmatchedResponses++;
       return;
     }
-    const msg = new Message(data, seq, corr, type === REC_REQUEST, this);
-    if (this.listenerCount('message') > 0) {
-      try {
-        this.emit('message', msg);
-      } catch (err) {
-        // A throwing listener must not corrupt the channel; report it the Node way.
-        queueMicrotask(() => {
-          throw err;
-        });
-      }
-      return;
-    }
-    this.inbox.put(msg);
+    const msg = new Message(data, seq, corr, type === REC_REQUEST, this.tx);
+    // emit() keeps a listener's exception away from this loop (LinkUser.emit).
+    if (this.listenerCount('message') > 0) this.emit('message', msg);
+    else this.inbox.put(msg);
   }
 
   /** Receive one message (for code that prefers pull to events). */
@@ -610,168 +301,102 @@ export class Channel extends OnePeerUser<ChannelEvents> {
 
   protected work(): boolean {
     if (this.closed) return false;
-    if (!this.reader && this.peerSession && this.pw) this.attachRx();
-    let did = this.receive();
-    // Refresh for flush() before drain(), so drain() sees the newest consumer position.
-    if (this.flushWaiters.length && this.refreshHead()) {
-      const still: typeof this.flushWaiters = [];
-      for (const f of this.flushWaiters) if (((this.confirmedSeq - f.seq) >>> 0) < 0x80000000) f.resolve();
-      else still.push(f);
-      if (still.length !== this.flushWaiters.length) did = true;
-      this.flushWaiters = still;
-    }
-    if (this.queue.length) did = this.drain() || did;
-    return did;
+    if (!this.rx.receiver && this.ps.session && this.ps.pw) this.attachRx();
+    const did = this.ps.view !== null && this.rx.receive(this.ps.view);
+    return this.tx.work() || did;
   }
 
   protected probe(): boolean {
     if (this.closed) return false;
-    const r = this.reader;
-    if (r && r.peekTail() !== r.pos && this.canDeliver()) return true;
-    if ((this.queue.length || this.flushWaiters.length) && this.pw && this.txReady()) {
-      const h = Atomics.load(this.pw, slotIndex(this.endpoint.id, S_RX_HEAD)) >>> 0;
-      if (h !== this.head) return true;
-      if (this.queue[0]?.kind === 'commit') return true;
-    }
-    return false;
+    if (this.rx.pending && this.canDeliver()) return true;
+    return this.tx.probe();
   }
 
   protected arm(on: boolean): boolean {
     if (this.closed) return false;
-    // No refreshHead() here: probe() compares the peer's position with the one
-    // drain() last failed with; refreshing without draining would hide free space.
-    const p = this.peer;
-    const r = this.reader;
-    if (r) {
-      this.sec.setSlot(p, S_RX_WAKE_AT, r.pos);
-      this.sec.setSlot(p, S_RX_ARMED, on ? 1 : 0);
-    }
-    const wantSpace = on && (this.queue.length > 0 || this.flushWaiters.length > 0);
-    this.sec.setSlot(p, S_TX_WAKE_AT, this.head);
-    this.sec.setSlot(p, S_TX_ARMED, wantSpace ? 1 : 0);
+    this.rx.arm(on);
+    this.tx.arm(on);
     return this.probe();
   }
 
   // --------------------------------------------------------------- lifecycle
 
   protected dropView(): void {
-    this.view = null;
-    this.pw = null;
-    this.reader = null;
+    this.ps.drop();
   }
 
   /** Look at the peer's STATE and header; attach to a new session. */
   protected sync(): void {
     if (this.closed) return;
-    const ep = this.endpoint;
-    const st = ep.peerState(this.peer) >>> 0;
-    if (st === 0 || (st & CH_STATE_PHASE_MASK) !== CH_STATE_READY) {
-      if (this.peerSession) this.peerDown(st === 0 ? 'peer reset its state' : `peer state 0x${st.toString(16)}`);
-      return;
+    switch (this.ps.look()) {
+      case 'down':
+        this.peerDown(this.ps.downReason);
+        return;
+      case 'bad-header':
+        // Not (yet) a channel section we can use; nothing of it is read.
+        this.counters.badHeaders++;
+        return;
+      case 'none':
+        return;
+      case 'new': {
+        const session = this.ps.header!.session;
+        if (this.ps.session) this.peerDown('peer restarted');
+        this.attachTx(session);
+        break;
+      }
+      case 'same':
+        this.tx.relink(this.ps.pw!);
+        break;
     }
-    const view = ep[PEER_OUTPUT_VIEW](this.peer);
-    if (!view) return;
-    if (view !== this.view) {
-      this.view = view;
-      this.pw = words(view, `output section of peer ${this.peer}`);
-      this.reader = null;
-    }
-    const hdr = readPeerHeader(this.pw!, view.byteLength, ep.maxPeers);
-    if (typeof hdr === 'string') {
-      // Not (yet) a channel section we can use; nothing of it is read.
-      this.counters.badHeaders++;
-      return;
-    }
-    const stSession = (st & ~CH_STATE_PHASE_MASK) >>> 0;
-    if (hdr.session !== stSession) return; // mid-reset: wait for the STATE that matches
-    if (hdr.role !== CH_ROLE_CHANNEL) return;
-    if (hdr.session === this.brokenSession) return; // latched: wait for a new session
-    if (hdr.session !== this.peerSession) {
-      if (this.peerSession) this.peerDown('peer restarted');
-      this.attachTx(hdr);
-    }
-    if (!this.reader) this.attachRx();
+    if (!this.rx.receiver) this.attachRx();
   }
 
-  private attachTx(hdr: PeerHeader): void {
+  /** Our half of the handshake (docs/spec-channel.md §8): offer our stream to the new session. */
+  private attachTx(session: number): void {
     const p = this.peer;
-    this.peerHdr = hdr;
-    this.peerSession = hdr.session;
+    this.ps.session = session;
     this.broken = null;
-    this.brokenSession = 0;
+    this.ps.brokenSession = 0;
     this.sec.clearSlot(p);
-    // A loan open across the restart keeps its bytes at the tail; the stream starts there.
-    this.txStart = this.writer.tail;
-    this.head = this.txStart;
-    this.confirmedSeq = (this.nextSeq - 1) >>> 0;
-    this.sec.setSlot(p, S_TX_START, this.txStart);
-    this.sec.setSlot(p, S_TX_START_SEQ, this.nextSeq);
-    // The session last: the peer reads it, then the start, then the session again.
-    this.sec.setSlot(p, S_TX_SESSION, hdr.session);
+    this.tx.attach(this.ps.pw!, session);
     this.endpoint.ring(p, this.vector);
   }
 
+  /** The peer's half of the handshake (details/channel-rx.ts); the peer is up once we read its stream. */
   private attachRx(): void {
-    const pw = this.pw;
-    const hdr = this.peerHdr;
-    if (!pw || !hdr) return;
-    const me = this.endpoint.id;
-    const my = this.sec.session;
-    if (Atomics.load(pw, slotIndex(me, S_TX_SESSION)) >>> 0 !== my) return; // the peer has not seen us yet
-    const start = Atomics.load(pw, slotIndex(me, S_TX_START)) >>> 0;
-    const startSeq = Atomics.load(pw, slotIndex(me, S_TX_START_SEQ)) >>> 0;
-    if (Atomics.load(pw, slotIndex(me, S_TX_SESSION)) >>> 0 !== my) return;
-    const r = new RingReader(pw, hdr.ringOffset, hdr.ringSize, start, startSeq, [REC_DATA, REC_REQUEST, REC_RESPONSE]);
-    if (start % REC_ALIGN !== 0 || startSeq === 0) {
-      this.violation('bad-stream-start', `stream start ${start} / sequence ${startSeq}`);
-      return;
-    }
-    const e = r.loadTail();
-    if (e) {
-      this.violation(e, `tail at attach, stream start ${start}`);
-      return;
-    }
+    const { pw, header } = this.ps;
+    if (!pw || !header || !this.ps.session) return;
+    const firstSeq = this.rx.attach(pw, header, this.ps.session);
+    if (!firstSeq) return;
     const p = this.peer;
-    this.sec.setSlot(p, S_RX_HEAD, start);
-    this.sec.setSlot(p, S_RX_SEQ, (startSeq - 1) >>> 0);
-    this.sec.setSlot(p, S_RX_ARMED, 0);
-    this.sec.setSlot(p, S_RX_SESSION, this.peerSession);
-    this.reader = r;
-    this.lastReceivedSeq = (startSeq - 1) >>> 0;
     if (!this.connected) {
       this.connected = true;
       this.counters.peerUps++;
-      this.emit('peer-up', { peer: p, session: this.peerSession, firstSeq: startSeq, nextSeq: this.nextSeq });
+      this.emit('peer-up', { peer: p, session: this.ps.session, firstSeq, nextSeq: this.tx.sender.nextSeq });
     }
     this.endpoint.ring(p, this.vector);
     this.pump.kick();
   }
 
   private peerDown(reason: string): void {
-    if (!this.peerSession && !this.connected) return;
-    const last = (this.nextSeq - 1) >>> 0;
-    const unconfirmed = this.confirmedSeq !== last ? { from: (this.confirmedSeq + 1) >>> 0, to: last } : null;
-    const wasUp = this.connected || this.peerSession !== 0;
-    this.peerSession = 0;
-    this.peerHdr = null;
-    this.reader = null;
+    if (!this.ps.session && !this.connected) return;
+    const unconfirmed = this.tx.detach();
+    this.ps.session = 0;
+    this.rx.receiver = null;
     this.connected = false;
-    this.confirmedSeq = last;
     if (!this.closed && !this.endpoint.closed) this.sec.clearSlot(this.peer);
-    if (wasUp) {
-      this.counters.peerDowns++;
-      this.emit('peer-down', { peer: this.peer, reason, unconfirmed, lastReceivedSeq: this.lastReceivedSeq });
-    }
+    this.counters.peerDowns++;
+    this.emit('peer-down', { peer: this.peer, reason, unconfirmed, lastReceivedSeq: this.rx.lastReceivedSeq });
   }
 
   /** Latch broken: stop using the peer's section until it starts a new session. */
   private violation(reason: string, detail: string): false {
-    const session = this.peerSession;
+    const session = this.ps.session;
     this.counters.violations++;
     this.broken = reason;
     const message = `peer ${this.peer} of link ${this.endpoint.name} broke the channel protocol (${reason}): ${detail}; the channel is stalled until the peer restarts or calls reset()`;
     this.peerDown(`violation: ${reason}`);
-    this.brokenSession = session;
+    this.ps.brokenSession = session;
     this.broken = reason;
     this.emit('violation', { peer: this.peer, reason, message });
     return false;
@@ -789,17 +414,11 @@ export class Channel extends OnePeerUser<ChannelEvents> {
    */
   reset(): void {
     this.checkOpen();
-    if (this.openLoan) {
-      this.openLoan = null;
-      this.writer.abort();
-    }
     this.peerDown('local reset');
-    this.brokenSession = 0;
+    this.ps.brokenSession = 0;
     this.broken = null;
     this.sec.renew();
-    this.writer.reset(0);
-    this.nextSeq = 1;
-    this.confirmedSeq = 0;
+    this.tx.reset();
     this.dropView();
     this.sync();
     this.pump.kick();
@@ -814,15 +433,9 @@ export class Channel extends OnePeerUser<ChannelEvents> {
     if (!this.detach()) return;
     const ep = this.endpoint;
     const err = new ClosedError(`channel to peer ${this.peer} closed (${reason})`);
-    for (const q of this.queue.splice(0)) q.reject(err);
-    for (const [, p] of this.pending) {
-      clearTimeout(p.timer);
-      p.reject(err);
-    }
-    this.pending.clear();
-    for (const f of this.flushWaiters.splice(0)) f.reject(err);
+    this.tx.close(err);
+    this.requests.rejectAll(err);
     this.inbox.end();
-    this.openLoan = null;
     this.dropView();
     this.connected = false;
     if (!linkGone && !ep.closed) {

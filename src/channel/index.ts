@@ -1,5 +1,8 @@
 // Public API of the channel layer.
-export { Channel, Loan, Message, type ChannelOptions, type ChannelEvents, type PeerUpEvent, type PeerDownEvent, type ViolationEvent, type ChannelCounters } from './channel.js';
-export { Publisher, Subscriber, Sample, SampleLoan, type PublisherOptions, type SubscriberOptions, type OverflowPolicy } from './pubsub.js';
-export { type WaitMode, type WaitOptions } from './wait-modes.js';
+export { Channel, type ChannelOptions, type ChannelEvents, type ChannelCounters, type PeerUpEvent, type PeerDownEvent, type ViolationEvent } from './channel.js';
+export { Message, Loan } from './message.js';
+export { Publisher, SampleLoan, type PublisherOptions, type PublisherEvents, type PublisherCounters, type OverflowPolicy } from './publisher.js';
+export { Subscriber, type SubscriberOptions, type SubscriberEvents, type SubscriberCounters } from './subscriber.js';
+export { Sample } from './sample.js';
+export { type WaitMode, type WaitOptions } from '../ivshmem/wait.js';
 export { IVSHM_PROTO_CHANNEL, IVSHM_PROTO_USER_MIN, IVSHM_PROTO_USER_MAX, outputSizeFor } from './layout.js';

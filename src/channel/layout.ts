@@ -1,7 +1,9 @@
-// Wire layout of an ivshm channel section (README "Wire format (version 1, little-endian)").
+// Wire layout of an ivshm channel section, version 1 (docs/spec-channel.md
+// §2-§5; every constant here is pinned against that document's tables by
+// test/channel/layout.test.ts).
 //
 // Every peer lays out its OWN output section (the only memory it may write,
-// ivshmem-v2-notes.md a.6) as:
+// docs/spec.md §1.1) as:
 //
 //   0x000  header line   magic, version, session, ring geometry, role
 //   0x040  tail line     producer position of this section's ring (writer: owner)
@@ -11,8 +13,8 @@
 //                        (which session of k it is attached to, where that stream starts)
 //   ring   power-of-two byte ring of 16-byte-aligned records, at a page boundary
 //
-// So each direction is a single-producer single-consumer ring (Agrona's
-// design, anchors.md 1.3) whose data and producer index live in the writer's
+// So each direction is a single-producer single-consumer ring (as Agrona's
+// IPC ring buffer) whose data and producer index live in the writer's
 // section and whose consumer index lives in the reader's section: both peers
 // write only their own section, as an ivshmem v2 link enforces.
 import { endianness } from 'node:os';
@@ -20,7 +22,7 @@ import { ConfigError, InvalidArgumentError } from '../errors.js';
 
 if (endianness() !== 'LE') throw new ConfigError('ivshm channels use little-endian layouts; this host is big-endian');
 
-/** User protocol range of ivshmem v2 (ivshmem-v2-notes.md a.2: 0x4000-0x7FFF). */
+/** User protocol range of ivshmem v2 (docs/spec-channel.md §1: 0x4000-0x7FFF). */
 export const IVSHM_PROTO_USER_MIN = 0x4000;
 export const IVSHM_PROTO_USER_MAX = 0x7fff;
 /** Default protocol ID for ivshm channels and pub-sub. */
@@ -30,7 +32,7 @@ export const IVSHM_PROTO_CHANNEL = 0x4348; // "CH"
 export const CH_MAGIC = 0x48435649;
 export const CH_VERSION = 1;
 
-/** STATE register: low byte is the phase, the upper 24 bits the session, so a reset always changes STATE. */
+/** STATE register (docs/spec-channel.md §6): low byte is the phase, the upper 24 bits the session, so a reset always changes STATE. */
 export const CH_STATE_RESET = 0;
 export const CH_STATE_READY = 1;
 export const CH_STATE_PHASE_MASK = 0xff;
@@ -39,7 +41,7 @@ export const CH_ROLE_NONE = 0;
 export const CH_ROLE_CHANNEL = 1;
 export const CH_ROLE_PUBLISHER = 2;
 
-// Header fields (u32 index into the section viewed as Int32Array).
+// Header fields (docs/spec-channel.md §3; u32 index into the section viewed as Int32Array).
 export const H_MAGIC = 0;
 export const H_VERSION = 1;
 export const H_SESSION = 2;
@@ -55,7 +57,7 @@ export const H_HEAD = 0x80 >> 2;
 
 export const SLOTS_OFFSET = 0x100;
 export const SLOT_SIZE = 64;
-// Slot fields, u32 index relative to the slot.
+// Slot fields (docs/spec-channel.md §4), u32 index relative to the slot.
 /** Session of peer k whose ring we consume (0: none). */
 export const S_RX_SESSION = 0;
 /** Our consumer position in peer k's ring. */
@@ -75,7 +77,7 @@ export const S_TX_START_SEQ = 10;
 export const S_TX_ARMED = 11;
 export const S_TX_WAKE_AT = 12;
 
-// Records: 16-byte header then payload, padded to 16 bytes.
+// Records (docs/spec-channel.md §5): 16-byte header then payload, padded to 16 bytes.
 export const REC_ALIGN = 16;
 export const REC_HEADER = 16;
 export const R_LENGTH = 0; // payload bytes
@@ -94,7 +96,7 @@ export const MIN_RING = 4096;
 export const align = (n: number, a: number): number => Math.ceil(n / a) * a;
 export const recordSize = (payload: number): number => align(REC_HEADER + payload, REC_ALIGN);
 
-/** vring_need_event (virtio 1.2 2.7.10): did the move old -> new cross `event`? All u32. */
+/** The need_event rule (docs/spec-channel.md §7, as virtio's vring_need_event): did the move old -> new cross `event`? All u32. */
 export const needEvent = (event: number, next: number, old: number): boolean => ((next - event - 1) >>> 0) < ((next - old) >>> 0);
 
 export interface SectionGeometry {
@@ -105,7 +107,7 @@ export interface SectionGeometry {
   maxPayload: number;
 }
 
-/** Where the ring goes in a section of `sectionSize` bytes on a link of `maxPeers` peers. */
+/** Where the ring goes in a section of `sectionSize` bytes on a link of `maxPeers` peers (docs/spec-channel.md §2). */
 export function geometry(sectionSize: number, maxPeers: number): SectionGeometry {
   const ringOffset = align(SLOTS_OFFSET + maxPeers * SLOT_SIZE, 4096);
   const room = sectionSize - ringOffset;
@@ -143,7 +145,8 @@ export interface PeerHeader {
 }
 
 /**
- * Read and validate the header of a peer's section (every field read once).
+ * Read and validate the header of a peer's section (every field read once;
+ * the rules of docs/spec-channel.md §3).
  * Returns a reason string on a violation, so the caller latches it.
  */
 export function readPeerHeader(w: Int32Array, sectionSize: number, maxPeers: number): PeerHeader | string {

@@ -6,7 +6,7 @@ import { Channel, type PeerDownEvent, type PeerUpEvent } from '../../src/channel
 import { InvalidArgumentError } from '../../src/errors.js';
 import { link, payload, sha, tick } from './helpers.js';
 import { until } from '../helpers/wait.js';
-import type { WaitMode } from '../../src/channel/wait-modes.js';
+import type { WaitMode } from '../../src/ivshmem/wait.js';
 
 for (const mode of ['event', 'poll', 'hybrid'] as WaitMode[]) {
   test(`${mode}: both directions under load keep order, lose nothing, duplicate nothing`, { timeout: 30000 }, async () => {

@@ -13,7 +13,7 @@ import { connect } from '../../src/ivshmem/device.js';
 import { Channel, Publisher, IVSHM_PROTO_CHANNEL, type PeerDownEvent } from '../../src/channel/index.js';
 import { payload, sha, tick } from './helpers.js';
 import { until } from '../helpers/wait.js';
-import type { WaitMode } from '../../src/channel/wait-modes.js';
+import type { WaitMode } from '../../src/ivshmem/wait.js';
 
 const fixture = fileURLToPath(new URL('../fixtures/channel-peer.js', import.meta.url));
 

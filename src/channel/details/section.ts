@@ -1,9 +1,9 @@
-// This peer's own output section, laid out as in layout.ts. Shared by every
+// This peer's own output section (docs/spec-channel.md §2). Shared by every
 // channel object on one endpoint (a Channel and Subscribers may coexist: the
 // ring belongs to one owner, the slots are per remote peer).
 import { randomInt } from 'node:crypto';
-import { InvalidArgumentError } from '../errors.js';
-import type { IvshmemEndpoint } from '../ivshmem/endpoint.js';
+import { InvalidArgumentError } from '../../errors.js';
+import type { IvshmemEndpoint } from '../../ivshmem/endpoint.js';
 import {
   CH_MAGIC,
   CH_ROLE_NONE,
@@ -25,7 +25,7 @@ import {
   SLOT_SIZE,
   words,
   type SectionGeometry,
-} from './layout.js';
+} from '../layout.js';
 
 const sections = new WeakMap<IvshmemEndpoint, OwnSection>();
 
@@ -56,7 +56,10 @@ export class OwnSection {
     this.renew();
   }
 
-  /** Start a new session: a fresh header, zeroed slots and an empty ring, then STATE = session | READY. */
+  /**
+   * Start a new session (docs/spec-channel.md §6): a fresh header, zeroed
+   * slots and an empty ring, then STATE = session | READY.
+   */
   renew(): void {
     const old = this.session;
     let s = 0;

@@ -1,22 +1,10 @@
-// Single-producer single-consumer byte ring with length-prefixed records and
-// a padding record at the wrap (Agrona's RingBuffer, anchors.md 1.3). The
-// writer half works on its own section; the reader half reads a peer's
-// section and trusts nothing it reads there (DESIGN.md "Security model").
-import {
-  H_TAIL,
-  R_CORR,
-  R_LENGTH,
-  R_SEQ,
-  R_TYPE,
-  REC_ALIGN,
-  REC_DATA,
-  REC_HEADER,
-  REC_PAD,
-  REC_REQUEST,
-  REC_RESPONSE,
-  REC_SAMPLE,
-  recordSize,
-} from './layout.js';
+// Message framing: a single-producer single-consumer byte ring of
+// length-prefixed records with a padding record at the wrap
+// (docs/spec-channel.md §5). The writer half works on its own section; the
+// reader half reads a peer's section and trusts nothing it reads there: each
+// index is read once, every length is checked against what the tail says is
+// there before it is used, and no read leaves [base, base + size).
+import { H_TAIL, R_CORR, R_LENGTH, R_SEQ, R_TYPE, REC_ALIGN, REC_HEADER, REC_PAD, recordSize } from '../layout.js';
 
 /** The writer half. Positions are byte counts modulo 2^32; the ring size is a power of two. */
 export class RingWriter {
@@ -32,7 +20,6 @@ export class RingWriter {
   /** Set by claim(): where the record goes and whether a pad precedes it. */
   private claimPos = -1;
   private claimPad = 0;
-  private claimCap = 0;
 
   constructor(bytes: Buffer, w: Int32Array, base: number, size: number) {
     this.bytes = bytes;
@@ -63,19 +50,13 @@ export class RingWriter {
    */
   claim(payload: number, head: number): number {
     const used = (this.tail - head) >>> 0;
-    const need = this.need(payload);
-    if (used + need > this.size) return -1;
-    const off = this.tail & this.mask;
-    const toEnd = this.size - off;
     const rec = recordSize(payload);
-    if (rec > toEnd) {
-      this.claimPad = toEnd;
-      this.claimPos = (this.tail + toEnd) >>> 0;
-    } else {
-      this.claimPad = 0;
-      this.claimPos = this.tail;
-    }
-    this.claimCap = payload;
+    const toEnd = this.size - (this.tail & this.mask);
+    // A record never crosses the wrap: a pad fills the rest of the ring first.
+    const pad = rec > toEnd ? toEnd : 0;
+    if (used + pad + rec > this.size) return -1;
+    this.claimPad = pad;
+    this.claimPos = (this.tail + pad) >>> 0;
     return this.base + (this.claimPos & this.mask) + REC_HEADER;
   }
 
@@ -108,21 +89,24 @@ export class RingWriter {
   get claimed(): boolean {
     return this.claimPos >= 0;
   }
-  get claimCapacity(): number {
-    return this.claimCap;
-  }
 
   /** Copy `data` into the claimed record. */
   write(offset: number, data: Uint8Array): void {
     this.bytes.set(data, offset);
   }
 
-  /** Record length at `pos` in our own ring (we wrote it, so it is trusted); -1 for a pad. */
-  recordAt(pos: number): { total: number; pad: boolean; seq: number } {
+  /**
+   * Bytes the record at `pos` of our own ring occupies (we wrote it, so it is
+   * trusted): a pad reaches the end of the ring.
+   */
+  spanAt(pos: number): number {
     const h = (this.base + (pos & this.mask)) >> 2;
-    const len = this.u32[h + R_LENGTH]!;
-    const type = this.u32[h + R_TYPE]!;
-    return { total: recordSize(len), pad: type === REC_PAD, seq: this.u32[h + R_SEQ]! };
+    return this.u32[h + R_TYPE] === REC_PAD ? this.size - (pos & this.mask) : recordSize(this.u32[h + R_LENGTH]!);
+  }
+
+  /** Is the record at `pos` of our own ring a pad? */
+  isPad(pos: number): boolean {
+    return this.u32[((this.base + (pos & this.mask)) >> 2) + R_TYPE] === REC_PAD;
   }
 }
 
@@ -138,10 +122,10 @@ export interface RecordView {
   end: number;
 }
 
-const VALID_TYPES = new Set([REC_DATA, REC_REQUEST, REC_RESPONSE, REC_SAMPLE]);
+export const newRecordView = (): RecordView => ({ type: 0, seq: 0, corr: 0, offset: 0, length: 0, pos: 0, end: 0 });
 
 /**
- * The reader half over a peer's ring. `next()` returns the next record or a
+ * The reader half over a peer's ring. `parse()` returns the next record or a
  * violation reason. It never reads outside [base, base + size) and never
  * trusts a length before checking it against what the tail says is there.
  */
@@ -152,15 +136,14 @@ export class RingReader {
   readonly maxPayload: number;
   private readonly pw: Int32Array;
   private readonly pu32: Uint32Array;
+  /** Bit t set: record type t is valid in this ring (types are < 32). */
+  private readonly typeMask: number;
   /** Private consumer position. */
   pos: number;
-  /** Next expected sequence number. */
-  seq: number;
   /** Tail as last read (once per batch). */
   tail: number;
-  readonly recordTypes: Set<number>;
 
-  constructor(peerWords: Int32Array, base: number, size: number, pos: number, seq: number, types: number[] = [...VALID_TYPES]) {
+  constructor(peerWords: Int32Array, base: number, size: number, pos: number, types: readonly number[]) {
     this.pw = peerWords;
     this.pu32 = new Uint32Array(peerWords.buffer, peerWords.byteOffset, peerWords.length);
     this.base = base;
@@ -168,14 +151,17 @@ export class RingReader {
     this.mask = size - 1;
     this.maxPayload = size / 2 - REC_HEADER;
     this.pos = pos >>> 0;
-    this.seq = seq >>> 0;
     this.tail = this.pos;
-    this.recordTypes = new Set(types);
+    this.typeMask = types.reduce((m, t) => m | (1 << t), 0);
   }
 
   /** Read the peer's tail once. Returns a violation reason or null. */
   loadTail(): string | null {
-    const t = Atomics.load(this.pw, H_TAIL) >>> 0;
+    return this.acceptTail(Atomics.load(this.pw, H_TAIL) >>> 0);
+  }
+
+  /** Take a tail value read by the caller, after the same checks as loadTail(). */
+  acceptTail(t: number): string | null {
     if (t % REC_ALIGN !== 0) return 'tail-misaligned';
     // The tail may only be ahead of us by at most the ring size.
     if (((t - this.pos) >>> 0) > this.size) return 'tail-out-of-range';
@@ -216,7 +202,7 @@ export class RingReader {
         avail -= toEnd;
         continue;
       }
-      if (!this.recordTypes.has(type)) return 'bad-record-type';
+      if (type >= 32 || ((this.typeMask >>> type) & 1) === 0) return 'bad-record-type';
       if (len > this.maxPayload) return 'record-too-long';
       const total = REC_HEADER + len + ((REC_ALIGN - (len % REC_ALIGN)) % REC_ALIGN);
       if (total > avail) return 'record-beyond-tail';
@@ -233,5 +219,3 @@ export class RingReader {
     return 'bad-pad-length';
   }
 }
-
-export const newRecordView = (): RecordView => ({ type: 0, seq: 0, corr: 0, offset: 0, length: 0, pos: 0, end: 0 });

@@ -1,13 +1,14 @@
 // What Channel, Publisher and Subscriber share: an endpoint of a link in the
 // user protocol range, this peer's own section (section.ts), a pump for the
-// wait mode (wait-modes.ts), the endpoint's events and a watchdog. Each
-// subclass says what its work is and how it reacts to a peer's state.
+// wait mode (src/ivshmem/wait.ts), the endpoint's events, a watchdog, and
+// the rule for exceptions thrown by the user's listeners. Each subclass says
+// what its work is and how it reacts to a peer's state.
 import { EventEmitter } from 'node:events';
-import { InvalidArgumentError } from '../errors.js';
-import type { EndpointEvents, InterruptEvent, IvshmemEndpoint } from '../ivshmem/endpoint.js';
-import { IVSHM_PROTO_USER_MAX, IVSHM_PROTO_USER_MIN } from './layout.js';
+import { InvalidArgumentError } from '../../errors.js';
+import type { EndpointEvents, InterruptEvent, IvshmemEndpoint } from '../../ivshmem/endpoint.js';
+import { checkWaitOptions, Pump, type WaitMode, type WaitOptions } from '../../ivshmem/wait.js';
+import { IVSHM_PROTO_USER_MAX, IVSHM_PROTO_USER_MIN } from '../layout.js';
 import { OwnSection } from './section.js';
-import { checkWaitOptions, Pump, type WaitMode, type WaitOptions } from './wait-modes.js';
 
 export interface LinkUserOptions extends WaitOptions {
   /** Doorbell vector; default 1 when the link has 2+ vectors, else 0. */
@@ -26,20 +27,33 @@ export function otherPeer(ep: IvshmemEndpoint, peer: number | undefined, option:
 }
 
 type Listener = (...args: never[]) => void;
+// EventEmitter's own key and argument types (not exported by @types/node).
+type Key<K, T> = T extends [never] ? string | symbol : K | keyof T;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Args<K, T> = T extends [never] ? [...args: any[]] : K extends keyof T ? T[K] : never;
+
+/** Every object of this layer counts the exceptions its listeners threw. */
+export interface ListenerErrorCounter {
+  listenerErrors: number;
+}
 
 export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> extends EventEmitter<Events> {
   readonly endpoint: IvshmemEndpoint;
   readonly vector: number;
   readonly mode: WaitMode;
   closed = false;
+  abstract readonly counters: ListenerErrorCounter;
   protected readonly sec: OwnSection;
   protected readonly pump: Pump;
+  /** Names this object in messages ("channel on peer 0 of link demo"). */
+  protected readonly what: string;
   private watchdog: NodeJS.Timeout | null = null;
   private readonly endpointListeners: Array<[keyof EndpointEvents, Listener]>;
   private readonly watchdogMs: number;
 
   constructor(endpoint: IvshmemEndpoint, opts: LinkUserOptions, what: string) {
-    super();
+    // An async listener's rejection comes back to listenerFailed() too.
+    super({ captureRejections: true });
     if (endpoint.protocol < IVSHM_PROTO_USER_MIN || endpoint.protocol > IVSHM_PROTO_USER_MAX) {
       throw new InvalidArgumentError(
         `${what}: link protocol 0x${endpoint.protocol.toString(16)} is not in the user range 0x4000-0x7fff; start the link with e.g. --protocol 0x4348`);
@@ -49,6 +63,7 @@ export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> e
       throw new InvalidArgumentError(`${what}: vector ${vector} must be 0..${endpoint.vectors - 1}`);
     }
     const wait = checkWaitOptions(opts, what);
+    this.what = what;
     this.endpoint = endpoint;
     this.vector = vector;
     this.mode = wait.mode;
@@ -70,6 +85,46 @@ export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> e
   }
 
   /**
+   * Emit an event to the user's listeners. Whatever a listener throws stays
+   * with the user: it is never rethrown into this layer's internals (a pump
+   * turn, a doorbell, another peer's state change), where it would leave a
+   * batch half done or end the process. It goes to the 'error' listeners if
+   * there are any, else to a process warning, and is counted in
+   * `counters.listenerErrors`; the object carries on.
+   */
+  override emit<K>(event: Key<K, Events>, ...args: Args<K, Events>): boolean {
+    try {
+      return super.emit(event, ...args);
+    } catch (err) {
+      if (event === 'error') this.warn(err, 'error');
+      else this.listenerFailed(err, event as string | symbol);
+      return true;
+    }
+  }
+
+  /** EventEmitter's captureRejections hook: an async listener's rejection. */
+  override [EventEmitter.captureRejectionSymbol]<K>(err: Error, event: Key<K, Events>, ..._args: Args<K, Events>): void {
+    this.listenerFailed(err, event as string | symbol);
+  }
+
+  private listenerFailed(err: unknown, event: string | symbol): void {
+    this.counters.listenerErrors++;
+    if (event !== 'error' && (this as EventEmitter).listenerCount('error') > 0) {
+      // emit() catches what an 'error' listener throws in turn (a warning).
+      (this as EventEmitter).emit('error', err);
+      return;
+    }
+    this.warn(err, event);
+  }
+
+  private warn(err: unknown, event: string | symbol): void {
+    process.emitWarning(err instanceof Error ? err : String(err), {
+      type: 'IvshmListenerError',
+      detail: `thrown by a '${String(event)}' listener of the ${this.what}; it carries on. Listen for 'error' to handle such exceptions.`,
+    });
+  }
+
+  /**
    * Subscribe to the endpoint's events, start the watchdog and run `first`
    * on the next turn. Subclasses call it last in their constructor: a handler
    * must never see a half-built object. Events are never emitted from the
@@ -84,11 +139,9 @@ export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> e
       this.pump.kick();
     }, this.watchdogMs);
     this.watchdog.unref();
-    if (deliveryEvent) {
-      (this as EventEmitter).on('newListener', (name: string | symbol) => {
-        if (name === deliveryEvent) this.pump.kick();
-      });
-    }
+    (this as EventEmitter).on('newListener', (name: string | symbol) => {
+      if (name === deliveryEvent) this.pump.kick();
+    });
     setImmediate(first);
   }
 
@@ -162,64 +215,5 @@ export abstract class OnePeerUser<Events extends Record<keyof Events, unknown[]>
     if (peer !== this.remote) return;
     this.dropView();
     this.lost(`peer gone: ${reason}`);
-  }
-}
-
-/**
- * Received items queued for an async iterator, up to a high-water mark
- * (the owner stops reading the ring above it: back-pressure to the sender).
- */
-export class Inbox<T> {
-  private readonly items: T[] = [];
-  private readonly takers: Array<(r: IteratorResult<T>) => void> = [];
-
-  constructor(
-    private readonly hwm: number,
-    /** Called when the consumer took an item or waits for one (the owner may read more). */
-    private readonly onDemand: () => void,
-    private readonly isClosed: () => boolean,
-  ) {}
-
-  get hasRoom(): boolean {
-    return this.items.length < this.hwm;
-  }
-
-  get size(): number {
-    return this.items.length;
-  }
-
-  put(v: T): void {
-    const t = this.takers.shift();
-    if (t) t({ value: v, done: false });
-    else this.items.push(v);
-  }
-
-  /** End every waiting iteration (the owner closed). */
-  end(): void {
-    for (const t of this.takers.splice(0)) t({ value: undefined, done: true });
-  }
-
-  iterator(): AsyncIterableIterator<T> {
-    const self = this;
-    return {
-      next(): Promise<IteratorResult<T>> {
-        if (self.items.length) {
-          const v = self.items.shift()!;
-          self.onDemand();
-          return Promise.resolve({ value: v, done: false });
-        }
-        if (self.isClosed()) return Promise.resolve({ value: undefined, done: true });
-        return new Promise((resolve) => {
-          self.takers.push(resolve);
-          self.onDemand();
-        });
-      },
-      return(): Promise<IteratorResult<T>> {
-        return Promise.resolve({ value: undefined, done: true });
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
   }
 }
