@@ -68,6 +68,8 @@ export class Subscriber extends OnePeerUser<SubscriberEvents> {
   private resynced = false;
   private lastSeq = 0;
   private readonly inbox: Inbox<Sample>;
+  /** Set by readEnds(). */
+  private readonly ends = { head: 0, tail: 0 };
 
   constructor(endpoint: IvshmemEndpoint, opts: SubscriberOptions = {}) {
     const what = `subscriber on peer ${endpoint.id} of link ${endpoint.name}`;
@@ -179,9 +181,9 @@ export class Subscriber extends OnePeerUser<SubscriberEvents> {
    * publisher overwrote the record we were at (walk again), or a violation.
    */
   private locate(pw: Int32Array, base: number, size: number): { start: number; expect: number } | string | null {
-    const tail = Atomics.load(pw, H_TAIL) >>> 0;
-    const head = Atomics.load(pw, H_HEAD) >>> 0;
-    if (tail % REC_ALIGN || head % REC_ALIGN || ((tail - head) >>> 0) > size) return 'head-out-of-range';
+    const bad = this.readEnds(pw, size);
+    if (bad) return bad === 'moving' ? null : bad;
+    const { head, tail } = this.ends;
     if (head === tail) {
       // Nothing retained: a session that has not published yet starts at 0
       // with sequence 1; otherwise the publisher is between dropping records
@@ -252,6 +254,29 @@ export class Subscriber extends OnePeerUser<SubscriberEvents> {
     return this.probe();
   }
 
+  /**
+   * A consistent pair of the publisher's head and tail (docs/spec-channel.md
+   * §10): the head read before and after the tail, unchanged, so both held at
+   * the moment the tail was read and must satisfy head <= tail <= head + size.
+   * Reading them one after the other instead would let an honest publisher
+   * that moved in between look like a liar. Sets `ends`; returns null, a
+   * violation reason, or 'moving' when the publisher did not hold still for
+   * a few tries (look again next turn).
+   */
+  private readEnds(pw: Int32Array, size: number): string | null {
+    for (let i = 0; i < 4; i++) {
+      const h = Atomics.load(pw, H_HEAD) >>> 0;
+      const t = Atomics.load(pw, H_TAIL) >>> 0;
+      if ((Atomics.load(pw, H_HEAD) >>> 0) !== h) continue;
+      if (t % REC_ALIGN) return 'tail-misaligned';
+      if (h % REC_ALIGN || ((t - h) >>> 0) > size) return 'head-out-of-range';
+      this.ends.head = h;
+      this.ends.tail = t;
+      return null;
+    }
+    return 'moving';
+  }
+
   /** Lapped: jump to the publisher's oldest retained record; the gap is counted from the next sequence number we see. */
   private resync(r: RingReader, head: number): void {
     this.counters.resyncs++;
@@ -266,11 +291,12 @@ export class Subscriber extends OnePeerUser<SubscriberEvents> {
     const pw = rx.pw;
     const r = rx.ring;
     const rec = rx.rec;
-    const tail = Atomics.load(pw, H_TAIL) >>> 0;
-    if (tail % REC_ALIGN) return this.violation('tail-misaligned', `tail ${tail}`);
-    if (tail === r.pos) return false;
-    let head = Atomics.load(pw, H_HEAD) >>> 0;
-    if (head % REC_ALIGN || ((tail - head) >>> 0) > r.size) return this.violation('head-out-of-range', `head ${head}, tail ${tail}`);
+    // Hot path: nothing new, nothing to check.
+    if (r.peekTail() === r.pos) return false;
+    const bad = this.readEnds(pw, r.size);
+    if (bad === 'moving') return false;
+    if (bad) return this.violation(bad, `head ${Atomics.load(pw, H_HEAD) >>> 0}, tail ${Atomics.load(pw, H_TAIL) >>> 0}`);
+    const { head, tail } = this.ends;
     // Behind the oldest retained record: we were lapped.
     if (((tail - r.pos) >>> 0) > ((tail - head) >>> 0)) this.resync(r, head);
     r.tail = tail;
@@ -279,12 +305,13 @@ export class Subscriber extends OnePeerUser<SubscriberEvents> {
     while (r.available && budget-- > 0 && this.rx === rx && this.canDeliver()) {
       const e = r.parse(rec);
       // What parse() read is good only if the head has not passed the record since (§10).
-      head = Atomics.load(pw, H_HEAD) >>> 0;
-      if (((head - r.pos) | 0) > 0) {
-        if (head % REC_ALIGN) return this.violation('head-out-of-range', `head ${head}`);
-        this.resync(r, head);
-        const t2 = Atomics.load(pw, H_TAIL) >>> 0;
-        if (r.acceptTail(t2)) return this.violation('tail-out-of-range', `tail ${t2}, head ${head}`);
+      if (((Atomics.load(pw, H_HEAD) - r.pos) | 0) > 0) {
+        // Lapped while reading: start again at the oldest retained record.
+        const again = this.readEnds(pw, r.size);
+        if (again === 'moving') break;
+        if (again) return this.violation(again, `head ${this.ends.head}, tail ${this.ends.tail}`);
+        this.resync(r, this.ends.head);
+        r.tail = this.ends.tail;
         continue;
       }
       if (e) return this.violation(e, `record at position ${r.pos}`);
@@ -304,9 +331,10 @@ export class Subscriber extends OnePeerUser<SubscriberEvents> {
         copy = Buffer.allocUnsafe(rec.length);
         copy.set(src.view.subarray(rec.offset, rec.offset + rec.length));
         if (!src.intact(rec.pos)) {
+          // Dropped: it and the gap before it go to the next sample's `missed`.
           this.counters.tornCopies++;
-          this.counters.missed++;
-          this.pendingMissed++;
+          this.counters.missed += gap + 1;
+          this.pendingMissed += gap + 1;
           continue;
         }
       }

@@ -12,13 +12,15 @@
 //         Burns a core, by choice.
 // hybrid: poll for spinMicros after the last activity, then arm and sleep.
 //
-// Fairness, as Linux NAPI does it: one turn runs at most `budget` rounds of
-// work and then yields to the event loop (timers, sockets, a TAP fd of the
-// same process run in between), and a poll-mode turn that found nothing
-// gives its core away (sched_yield) before the next one, so a spinning peer
-// waiting for a core (two spinning processes and a third task on two cores,
-// or two cells pinned to one core) runs now instead of at the end of our
-// scheduler time slice.
+// Fairness, as Linux NAPI busy polling does it: one turn runs at most
+// `budget` rounds of work and then yields to the event loop (timers, sockets,
+// a TAP fd of the same process run in between), and a poll-mode pump that
+// has found nothing for IDLE_YIELD_MICROS gives its core away (sched_yield)
+// once per turn from then on, so a task waiting for a core (the peer when
+// two cells share one core, or a third process beside two spinning ones on
+// two cores) runs now instead of at the end of our scheduler time slice.
+// While traffic flows the pump never yields: the idle clock restarts with
+// every round of work.
 import { InvalidArgumentError } from '../errors.js';
 import { yieldCpu } from '../sys/sched.js';
 
@@ -28,6 +30,8 @@ export type WaitMode = 'event' | 'poll' | 'hybrid';
 export const HYBRID_SPIN_MICROS = 200;
 /** Default work rounds per turn before yielding to the event loop (NAPI's default weight). */
 export const WORK_BUDGET = 64;
+/** Idle time after which a poll-mode pump gives its core away once per turn, µs. */
+export const IDLE_YIELD_MICROS = 50;
 
 export interface WaitOptions {
   /** Default 'event'. */
@@ -94,8 +98,8 @@ export interface PumpHooks {
  *
  * A turn runs work() up to `budget` times while it reports progress. Then:
  * poll mode spins on probe() for up to `spinMicros` if the turn found nothing
- * (and works again if the probe hit), gives the core away if still nothing,
- * and schedules the next turn; hybrid mode schedules the next turn while the
+ * (and works again if the probe hit), gives the core away (sched_yield) if it
+ * has found nothing for IDLE_YIELD_MICROS, and schedules the next turn; hybrid mode schedules the next turn while the
  * last activity is younger than `spinMicros`; otherwise (and always in event
  * mode) the pump arms and sleeps until the next kick(). A turn that ends
  * with its budget used up is always followed by another turn.
@@ -107,6 +111,7 @@ export class Pump {
   private readonly hooks: PumpHooks;
   private scheduled = false;
   private stopped = false;
+  /** performance.now() of the last round that did work (hybrid window, poll idle yield). */
   private lastActivity = 0;
   private armed = false;
   /** Turns run, sleeps (armed with nothing to do), kicks and CPU yields: for stats and tests. */
@@ -184,7 +189,7 @@ export class Pump {
     if (this.stopped) return;
     if (n === this.budget) {
       // Budget used up: there is probably more; let the event loop run first.
-      if (this.mode === 'hybrid') this.lastActivity = performance.now();
+      if (this.mode !== 'event') this.lastActivity = performance.now();
       this.schedule();
       return;
     }
@@ -192,7 +197,9 @@ export class Pump {
       // Found something while spinning: do it in this turn rather than after
       // another trip through the event loop (an epoll_wait each).
       if (n === 0 && this.spinMs > 0 && this.spin()) n = this.rounds();
-      if (n === 0 && !this.stopped) {
+      const now = performance.now();
+      if (n > 0) this.lastActivity = now;
+      else if (now - this.lastActivity >= IDLE_YIELD_MICROS / 1000 && !this.stopped) {
         this.stats.yields++;
         yieldCpu();
       }

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Channel, type PeerDownEvent, type PeerUpEvent } from '../../src/channel/index.js';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { link, payload, sha, tick } from './helpers.js';
+import { link, listenerErrors, payload, sha, tick } from './helpers.js';
 import { until } from '../helpers/wait.js';
 import type { WaitMode } from '../../src/ivshmem/wait.js';
 
@@ -160,6 +160,7 @@ test('request/response with correlation IDs, concurrent and out of order', { tim
   const b = new Channel(l.join(1));
   await Promise.all([a.ready(), b.ready()]);
   const held: Array<() => void> = [];
+  const failures = listenerErrors(b);
   b.on('message', (m) => {
     assert.ok(m.isRequest);
     if (m.data.length < 4) return; // the request that times out
@@ -179,6 +180,7 @@ test('request/response with correlation IDs, concurrent and out of order', { tim
   const res = await Promise.all(reqs);
   res.forEach((r, n) => assert.equal(r.data.toString(), `answer ${n}`));
   await assert.rejects(a.request(Buffer.from('x'), { timeoutMs: 20 }).then(() => {}), /no response/);
+  assert.deepEqual(failures, []);
   a.close();
   b.close();
 });
@@ -206,6 +208,7 @@ test('peer restart mid-stream: gap reported by sequence numbers, stream continue
   a.on('peer-down', (e) => downs.push(e));
   a.on('peer-up', (e) => ups.push(e));
   const received = new Map<number, string>();
+  const failures = listenerErrors(b);
   const onMsg = (m: { seq: number; data: Buffer }) => {
     assert.ok(!received.has(m.seq), `seq ${m.seq} delivered twice`);
     received.set(m.seq, sha(m.data));
@@ -223,6 +226,7 @@ test('peer restart mid-stream: gap reported by sequence numbers, stream continue
   assert.deepEqual(downs[0]!.unconfirmed, { from: 101, to: 150 });
   ep1 = l.join(1);
   b = new Channel(ep1);
+  b.on('error', (e) => failures.push(e));
   const firstUp = new Promise<PeerUpEvent>((r) => b.once('peer-up', r));
   b.on('message', onMsg);
   // Sends while the peer is away wait, then go to the new incarnation.
@@ -236,6 +240,7 @@ test('peer restart mid-stream: gap reported by sequence numbers, stream continue
   for (let s = 1; s <= 100; s++) assert.equal(received.get(s), sent.get(s));
   for (let s = 101; s <= 150; s++) assert.equal(received.has(s), false);
   for (let s = 151; s <= 200; s++) assert.equal(received.get(s), sent.get(s), `seq ${s}`);
+  assert.deepEqual(failures, []);
   a.close();
   b.close();
 });
@@ -268,4 +273,27 @@ test('close rejects pending sends and ends iterators', { timeout: 5000 }, async 
   a.close();
   await assert.rejects(p, /closed/);
   assert.equal((await it).done, true);
+});
+
+test('a throwing message listener is reported, not rethrown; the channel keeps its state', { timeout: 10000 }, async () => {
+  const l = link(2, '16K');
+  const a = new Channel(l.join(0), { mode: 'poll' });
+  const b = new Channel(l.join(1), { mode: 'poll' });
+  await Promise.all([a.ready(), b.ready()]);
+  const errors: unknown[] = [];
+  b.on('error', (e) => errors.push(e));
+  const seen: number[] = [];
+  b.on('message', (m) => {
+    seen.push(m.seq);
+    if (m.seq % 2) throw new Error(`bad ${m.seq}`);
+  });
+  for (let i = 0; i < 10; i++) a.trySend(Buffer.from([i]));
+  assert.equal(b.poll(), 10);
+  assert.deepEqual(seen, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  assert.deepEqual(errors.map((e) => (e as Error).message), ['bad 1', 'bad 3', 'bad 5', 'bad 7', 'bad 9']);
+  assert.equal(b.counters.listenerErrors, 5);
+  // The consumer position was published despite the exceptions: the sender sees everything confirmed.
+  await a.flush();
+  a.close();
+  b.close();
 });

@@ -5,13 +5,14 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Broker } from '../../src/ivshmem/broker.js';
 import { connect } from '../../src/ivshmem/device.js';
-import { Channel, Publisher, IVSHM_PROTO_CHANNEL, type PeerDownEvent } from '../../src/channel/index.js';
-import { payload, sha, tick } from './helpers.js';
+import { Channel, Publisher, Subscriber, IVSHM_PROTO_CHANNEL, type PeerDownEvent, type Sample } from '../../src/channel/index.js';
+import { isPubSample, payload, pubSample, sha, tick } from './helpers.js';
 import { until } from '../helpers/wait.js';
 import type { WaitMode } from '../../src/ivshmem/wait.js';
 
@@ -193,5 +194,110 @@ test('pub-sub: a subscriber cannot write into the publisher section by any route
     assert.equal(before.length, 64);
     pub.close();
     dev.close();
+  });
+});
+
+// A publisher process racing this subscriber: 12000-byte samples in a 32 KiB
+// ring, so the publisher overwrites the oldest of two or three samples with
+// every publish, often while the subscriber is reading it.
+const SAMPLE = 12000;
+
+/** Run `read` against a real publisher process until `enough()`, then stop it; resolves with the last sequence number it published. */
+async function racePublisher(socket: string, sub: Subscriber, enough: () => boolean, what: string): Promise<number> {
+  const kid = spawnPeer({ role: 'publisher', socket, id: 0, maxSize: SAMPLE });
+  await sub.ready();
+  await until(() => enough() || has(kid, (m) => 'error' in m), what, 50000);
+  assert.ok(!has(kid, (m) => 'error' in m), `publisher failed: ${JSON.stringify(kid.msgs)}`);
+  kid.proc.send('stop');
+  await until(() => has(kid, (m) => 'last' in m), 'the last sample', 20000);
+  const last = (kid.msgs.find((m) => typeof m === 'object' && m !== null && 'last' in m) as { last: number }).last;
+  kid.proc.send('exit');
+  await exited(kid.proc);
+  return last;
+}
+
+test('cross-process pub-sub: copies racing a real publisher are never torn, and every overwritten sample is counted in missed', { timeout: 90000 }, async (t) => {
+  await withBroker('64K', 2, async (socket) => {
+    const dev = await connect({ socket, id: 1 });
+    const sub = new Subscriber(dev, { publisher: 0, mode: 'poll', highWaterMark: 4 });
+    const got: Array<{ seq: number; missed: number; intact: boolean }> = [];
+    // Ends when the subscriber closes.
+    const reader = (async () => {
+      for await (const s of sub) got.push({ seq: s.seq, missed: s.missed, intact: isPubSample(s.toBuffer()!, s.seq) });
+    })();
+    try {
+      // Enough races seen, or a torn copy delivered (then the assertions below say so).
+      const enough = () => (sub.counters.tornCopies >= 10 && got.length >= 200) || got.some((g) => !g.intact);
+      const lastSeq = await racePublisher(socket, sub, enough, 'samples overwritten while being copied');
+      await until(() => got.at(-1)?.seq === lastSeq, 'the last sample', 20000);
+      sub.close();
+      await reader;
+      const c = sub.counters;
+      t.diagnostic(`${lastSeq} published, ${got.length} delivered, ${c.missed} missed (${c.tornCopies} overwritten while being copied, ${c.resyncs} laps)`);
+      assert.ok(c.tornCopies >= 10, 'the race was produced');
+      assert.deepEqual(got.filter((g) => !g.intact).map((g) => g.seq), [], 'no torn copy is delivered');
+      for (let i = 1; i < got.length; i++) assert.equal(got[i]!.seq, got[i - 1]!.seq + 1 + got[i]!.missed, `sample ${got[i]!.seq}: missed accounts for the gap`);
+      const first = got[0]!.seq - got[0]!.missed;
+      assert.equal(got.length + got.reduce((a, g) => a + g.missed, 0), lastSeq - first + 1, 'delivered + missed = published since attach');
+      assert.equal(c.missed, got.reduce((a, g) => a + g.missed, 0), "counters.missed is the sum of the samples' missed");
+      assert.equal(c.violations, 0);
+    } finally {
+      sub.close();
+      dev.close();
+    }
+  });
+});
+
+test('cross-process pub-sub: a slow listener lapped by a real publisher reads -1 for overwritten samples, never torn values, and survives', { timeout: 90000 }, async (t) => {
+  await withBroker('64K', 2, async (socket) => {
+    const dev = await connect({ socket, id: 1 });
+    const sub = new Subscriber(dev, { publisher: 0, mode: 'poll' });
+    const uncaught: unknown[] = [];
+    const onUncaught = (e: unknown) => uncaught.push(e);
+    process.on('uncaughtException', onUncaught);
+    let intact = 0;
+    let overwritten = 0;
+    const wrong: string[] = [];
+    let kept: Sample | null = null;
+    const copy = Buffer.alloc(SAMPLE);
+    const digests: Array<[number, string]> = [];
+    sub.on('sample', (s) => {
+      // Some work before reading, while the publisher goes on.
+      const end = performance.now() + 0.02;
+      while (performance.now() < end);
+      const a = s.readUInt32LE(0);
+      const b = s.readUInt8(SAMPLE >> 1);
+      const z = s.readUInt32LE(SAMPLE - 4);
+      if (a === -1 || b === -1 || z === -1) overwritten++;
+      else if (a !== s.seq || b !== (s.seq & 0xff) || z !== s.seq) wrong.push(`${s.seq}: ${a} ${b} ${z}`);
+      else intact++;
+      // Long reads (a copy, a hash): the publisher may overwrite the sample while they run.
+      if (s.copyTo(copy) !== -1 && !isPubSample(copy, s.seq)) wrong.push(`${s.seq}: torn copyTo`);
+      const d = s.digest('sha1');
+      if (d !== null) digests.push([s.seq, d]);
+      // A sample kept past its listener reads -1 once overwritten, never something else.
+      if (kept) {
+        const k = kept.readUInt32LE(0);
+        if (k !== -1 && k !== kept.seq) wrong.push(`kept ${kept.seq}: ${k}`);
+      }
+      kept = s;
+    });
+    try {
+      await racePublisher(socket, sub, () => (overwritten >= 20 && intact >= 20) || wrong.length > 0, 'reads of overwritten samples');
+      t.diagnostic(`${intact} intact reads, ${overwritten} of overwritten samples, ${sub.counters.received} delivered, ${digests.length} digests`);
+      const b = Buffer.alloc(SAMPLE);
+      for (const [seq, d] of digests) {
+        pubSample(b, seq);
+        if (createHash('sha1').update(b).digest('hex') !== d) wrong.push(`${seq}: torn digest`);
+      }
+      assert.deepEqual(wrong, [], 'no read returned torn bytes');
+      assert.equal(uncaught.length, 0, `uncaught: ${String(uncaught[0])}`);
+      assert.equal(sub.counters.listenerErrors, 0);
+      assert.equal(sub.counters.violations, 0);
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      sub.close();
+      dev.close();
+    }
   });
 });
