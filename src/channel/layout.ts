@@ -114,13 +114,13 @@ export function geometry(sectionSize: number, maxPeers: number): SectionGeometry
   if (room < MIN_RING) {
     throw new InvalidArgumentError(
       `output section of ${sectionSize} bytes is too small for a channel on a ${maxPeers}-peer link: ` +
-        `need at least ${ringOffset + MIN_RING} bytes (header ${ringOffset} + ring ${MIN_RING}); give the link a larger --output-size`);
+        `need at least ${ringOffset + MIN_RING} bytes (header ${ringOffset} + ring ${MIN_RING}); give the link a larger outputSize (outputSizeFor() computes one)`);
   }
   const ringSize = 2 ** Math.floor(Math.log2(room));
   return { ringOffset, ringSize, slots: maxPeers, maxPayload: ringSize / 2 - REC_HEADER };
 }
 
-/** Suggested --output-size for messages up to `maxMessage` bytes. */
+/** The smallest output section size (a link's outputSize) for messages up to `maxMessage` bytes (docs/spec-channel.md §11). */
 export function outputSizeFor(maxMessage: number, maxPeers = 2): number {
   const ringOffset = align(SLOTS_OFFSET + maxPeers * SLOT_SIZE, 4096);
   const ring = Math.max(MIN_RING, 2 ** Math.ceil(Math.log2(2 * (maxMessage + REC_HEADER))));

@@ -189,7 +189,7 @@ test('oversized messages and bad options are refused with a clear error', { time
   const l = link(2, '16K');
   const ep = l.join(0);
   const a = new Channel(ep);
-  await assert.rejects(a.send(Buffer.alloc(a.maxMessageSize + 1)), (e) => e instanceof InvalidArgumentError && /larger --output-size/.test(e.message));
+  await assert.rejects(a.send(Buffer.alloc(a.maxMessageSize + 1)), (e) => e instanceof InvalidArgumentError && /larger outputSize/.test(e.message));
   assert.throws(() => a.trySend(Buffer.alloc(a.maxMessageSize + 1)), InvalidArgumentError);
   a.close();
   const bad = new (await import('../../src/ivshmem/local-link.js')).LocalLink({ peers: 2, outputSize: '16K', protocol: 1 });

@@ -56,7 +56,7 @@ export abstract class LinkUser<Events extends Record<keyof Events, unknown[]>> e
     super({ captureRejections: true });
     if (endpoint.protocol < IVSHM_PROTO_USER_MIN || endpoint.protocol > IVSHM_PROTO_USER_MAX) {
       throw new InvalidArgumentError(
-        `${what}: link protocol 0x${endpoint.protocol.toString(16)} is not in the user range 0x4000-0x7fff; start the link with e.g. --protocol 0x4348`);
+        `${what}: link protocol 0x${endpoint.protocol.toString(16)} is not in the user range 0x4000-0x7fff; give the link a protocol in that range, e.g. IVSHM_PROTO_CHANNEL (0x4348)`);
     }
     const vector = opts.vector ?? (endpoint.vectors > 1 ? 1 : 0);
     if (!Number.isInteger(vector) || vector < 0 || vector >= endpoint.vectors) {

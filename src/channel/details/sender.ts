@@ -4,6 +4,7 @@
 // (§7). Callers claim room, write the payload in place, and commit.
 import { InvalidArgumentError } from '../../errors.js';
 import type { IvshmemEndpoint } from '../../ivshmem/endpoint.js';
+import { outputSizeFor } from '../layout.js';
 import { RingWriter } from './framing.js';
 import type { OwnSection } from './section.js';
 import { WAKE_ON_RECORDS, wakeRequested } from './wake.js';
@@ -51,9 +52,10 @@ export class Sender {
 
   /** Refuse a payload size no record can carry, naming the limit and the fix. */
   checkSize(n: number): void {
-    if (!Number.isInteger(n) || n < 0 || n > this.writer.maxPayload) {
+    if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`${this.noun} size ${n} must be a whole number of bytes`);
+    if (n > this.writer.maxPayload) {
       throw new InvalidArgumentError(
-        `${this.noun} of ${n} bytes exceeds the limit of ${this.writer.maxPayload} bytes (half the ring); start the link with a larger --output-size`);
+        `${this.noun} of ${n} bytes exceeds the limit of ${this.writer.maxPayload} bytes (half the ring); give the link a larger outputSize, at least ${outputSizeFor(n, this.ep.maxPeers)} bytes`);
     }
   }
 
