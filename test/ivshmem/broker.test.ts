@@ -86,6 +86,17 @@ describe('ivshmem v2 broker and peers', { timeout: 180000 }, () => {
     await p0.waitFor(isInterrupt(1, 0), 'self interrupt on vector 1');
     assert.equal((await p0.run('ring 1 1')).delivered, true);
     await p1.waitFor(isInterrupt(1, 0), 'interrupt at peer 1 from peer 0 on vector 1');
+    // From a sender other than peer 0 too: a doorbell to an absent peer must
+    // not land on some other peer (peer 0 is the one a fall-through would hit).
+    await p0.waitFor((e) => e.event === 'peer-joined' && e.peer === 1, 'peer 1 joined');
+    assert.equal((await p1.run('ring 2 0')).delivered, false, 'peer 2 is absent (from peer 1)');
+    assert.equal((await p1.run('ring 9 0')).delivered, false, 'peer 9 does not exist (from peer 1)');
+    // Then one real doorbell 1 -> 0 on the same vector (the same eventfd): once it
+    // is seen, anything misdirected before it has been counted too.
+    assert.equal((await p1.run('ring 0 0')).delivered, true);
+    await p0.waitFor(isInterrupt(0, 1), 'interrupt at peer 0 from peer 1 on vector 0');
+    const fromOne = p0.events.filter(isInterrupt(0, 1)).reduce((n, e) => n + (e.count as number), 0);
+    assert.equal(fromOne, 1, 'peer 0 got only the one doorbell addressed to it');
     await sleep(100);
     assert.equal(p1.count((e) => e.event === 'interrupt'), 1, 'the dropped doorbells must not arrive');
   });

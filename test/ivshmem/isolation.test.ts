@@ -53,12 +53,15 @@ describe('isolation enforced by the kernel', { timeout: 60000 }, () => {
       assert.equal(a.mapWritable, 'EACCES', `${what}: mmap(PROT_WRITE) of the read-only fd`);
       assert.equal(a.mprotectWritable, 'EACCES', `${what}: mprotect to writable`);
       assert.equal(a.writeThroughFd, 'EBADF', `${what}: write() on the read-only fd`);
-      // Reopening through /proc/self/fd may open, but the seals refuse every write route.
-      if (a.reopenReadWrite === 'ok') {
-        assert.equal(a.reopenedMapWritable, 'EPERM', `${what}: writable mmap of the reopened fd`);
-        assert.equal(a.reopenedWrite, 'EPERM', `${what}: write() on the reopened fd`);
-      }
-      assert.equal(a.truncate, 'EPERM', `${what}: ftruncate`);
+      // Reopening through /proc/self/fd opens a memfd read-write whatever the
+      // fd's own mode (its inode allows it): that route must be tried, and the
+      // seals must refuse every write through it.
+      assert.equal(a.reopenReadWrite, 'ok', `${what}: the /proc/self/fd route was not exercised (${a.reopenReadWrite})`);
+      assert.equal(a.reopenedMapWritable, 'EPERM', `${what}: writable mmap of the reopened fd`);
+      assert.equal(a.reopenedWrite, 'EPERM', `${what}: write() on the reopened fd`);
+      assert.equal(a.truncate, 'EPERM', `${what}: shrink`);
+      assert.equal(a.grow, 'EPERM', `${what}: grow`);
+      assert.equal(a.resealReopened, 'EPERM', `${what}: F_SEAL_SEAL refuses new seals`);
     }
     assert.equal(victim.output.toString('utf8', 0, 6), 'SECRET');
     assert.equal(victim.peerState(0), 5);
@@ -80,7 +83,7 @@ describe('isolation enforced by the kernel', { timeout: 60000 }, () => {
     assert.equal(victim.output.toString('utf8', 0, 6), 'SECRET');
   });
 
-  test('a peer cannot shrink or grow a section under a reader (no SIGBUS)', async () => {
+  test('a peer cannot shrink, grow or re-seal a section under a reader (no SIGBUS)', async () => {
     const child = spawn(process.execPath, [RAW, broker.socketPath, 'truncate', '2'], { stdio: ['ignore', 'pipe', 'inherit'] });
     try {
       let out = '';
@@ -90,6 +93,9 @@ describe('isolation enforced by the kernel', { timeout: 60000 }, () => {
       assert.equal(res.shrinkOwn, 'EPERM');
       assert.equal(res.growOwn, 'EPERM');
       assert.equal(res.shrinkRw, 'EPERM');
+      assert.equal(res.growRw, 'EPERM');
+      assert.equal(res.resealOwn, 'EPERM', 'F_SEAL_SEAL on the own output section');
+      assert.equal(res.resealRw, 'EPERM', 'F_SEAL_SEAL on the R/W section');
       assert.equal(res.newWritableOwnMapping, 'EPERM', 'F_SEAL_FUTURE_WRITE after the owner mapped');
       await until(() => victim.peers().includes(2), 'victim sees peer 2');
       // The reader touches every page of the section, including the last one.

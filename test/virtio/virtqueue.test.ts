@@ -288,13 +288,39 @@ describe('hostile device: the driver validates every used element', () => {
   test('the shadow, not the shared descriptor table, decides what is freed', () => {
     const p = pair(8);
     const h = p.drv.addChain([{ addr: 0, len: 1 }, { addr: 0, len: 1 }, { addr: 0, len: 1 }]);
-    // A device scribbling on the descriptor table (in a shared RW section) cannot change the free list.
-    p.mem.fill(0xff, 0, 16 * 8);
+    const b = p.drv.addBuf(0, 1, 0, 'b'); // still outstanding below
+    // A device rewriting every shared `next` link (in a shared RW section) to
+    // point at b: a driver following them would free b while the device holds it.
+    for (let i = 0; i < 8; i++) p.dv.setUint16(p.l.desc + 16 * i + 14, b, true);
+    usedElem(p, 0, h, 1);
+    setUsedIdx(p, 1);
+    assert.equal(p.drv.getUsed(), h);
+    assert.equal(p.drv.numFree, 7);
+    assert.equal(p.drv.broken, null);
+    // Every free descriptor is handed out exactly once, and never b.
+    const heads = Array.from({ length: 7 }, () => p.drv.addBuf(0, 1));
+    assert.deepEqual(
+      [...heads].sort((x, y) => x - y),
+      [0, 1, 2, 3, 4, 5, 6, 7].filter((i) => i !== b),
+    );
+    assert.equal(p.drv.addBuf(0, 1), -1, 'the queue is full');
+    // b completes as b.
+    usedElem(p, 1, b, 1);
+    setUsedIdx(p, 2);
+    assert.equal(p.drv.getUsed(), b);
+    assert.equal(p.drv.usedToken, 'b');
+  });
+  test('garbage in the whole shared descriptor table does not change the free list', () => {
+    const p = pair(8);
+    const h = p.drv.addChain([{ addr: 0, len: 1 }, { addr: 0, len: 1 }, { addr: 0, len: 1 }]);
+    p.mem.fill(0xff, p.l.desc, p.l.desc + 16 * 8);
     usedElem(p, 0, h, 1);
     setUsedIdx(p, 1);
     assert.equal(p.drv.getUsed(), h);
     assert.equal(p.drv.numFree, 8);
     assert.equal(p.drv.broken, null);
+    const heads = Array.from({ length: 8 }, () => p.drv.addBuf(0, 1));
+    assert.deepEqual([...heads].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7]);
   });
   test('reset() recovers a broken queue', () => {
     const p = pair(8);
