@@ -19,5 +19,8 @@ if (files.length === 0) {
   console.error(`no test files match ${words.join(' ')}`);
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', '--test-reporter=spec', ...files], { stdio: 'inherit' });
+// A watchdog per test file: a hang fails that file with a message naming it
+// instead of stalling the whole run (tests set tighter timeouts of their own).
+const FILE_WATCHDOG_MS = 600_000;
+const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', `--test-timeout=${FILE_WATCHDOG_MS}`, '--test-reporter=spec', ...files], { stdio: 'inherit' });
 process.exit(r.status ?? 1);

@@ -191,10 +191,12 @@ describe('g.24 bad RX descriptors are rejected without out-of-bounds reads', () 
     ['descriptor index >= N', (t) => publish(t, BigInt(H), 60, 0, 32), 'avail-head-range'],
     ['flags != 0', (t) => publish(t, BigInt(H), 60, 1), 'desc-flags'],
     ['WRITE flag', (t) => publish(t, BigInt(H), 60, 2), 'desc-flags'],
-    ['offset >= L', (t) => publish(t, BigInt(L), 60), 'rx-desc-addr'],
+    ['offset = L', (t) => publish(t, BigInt(L), 60), 'rx-desc-addr'],
     ['offset far past the section (2^63)', (t) => publish(t, 1n << 63n, 60), 'rx-desc-addr'],
     ['offset inside the ring header (< H)', (t) => publish(t, 0x100n, 60), 'rx-desc-addr'],
-    ['length past the end of the section', (t) => publish(t, BigInt(L - 32), 64), 'rx-desc-len'],
+    ['offset one byte before the data area (H - 1)', (t) => publish(t, BigInt(H - 1), 60), 'rx-desc-addr'],
+    ['length one byte past the end of the section', (t) => publish(t, BigInt(L - 64), 65), 'rx-desc-len'],
+    ['last byte one past the end (offset L - 13, length 14)', (t) => publish(t, BigInt(L - 13), 14), 'rx-desc-len'],
     ['length overflowing 32 bits', (t) => publish(t, BigInt(H), 0xffffffff), 'rx-desc-len'],
     ['length 0', (t) => publish(t, BigInt(H), 0), 'rx-frame-short'],
     ['length 13 (< 14)', (t) => publish(t, BigInt(H), 13), 'rx-frame-short'],
@@ -225,6 +227,13 @@ describe('g.24 bad RX descriptors are rejected without out-of-bounds reads', () 
   test('largest legal frame at the very end of the section is accepted', () => {
     const t = queues();
     publish(t, BigInt(L - 594), 594);
+    assert.equal(t.recv(t.qb).length, 1);
+    assert.equal(t.vb.length, 0);
+  });
+  test('a frame at the first byte of the data area is accepted', () => {
+    const t = queues();
+    assert.equal(t.s.dataOffset, H);
+    publish(t, BigInt(H), 60);
     assert.equal(t.recv(t.qb).length, 1);
     assert.equal(t.vb.length, 0);
   });
