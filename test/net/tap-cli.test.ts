@@ -207,7 +207,7 @@ test('ivshm net: a frame larger than the MTU from the TAP is dropped with a log 
   assert.equal(pa.exitCode(), undefined);
 });
 
-test('ivshm net: bad input is a clear error before anything is created', { timeout: 30000 }, async (t) => {
+test('ivshm net: bad input is a clear error before anything is created', { timeout: 90000 }, async (t) => {
   if (skipUnlessPrivileged(t)) return;
   const sock = socketPath(t);
   const cases: [string[], RegExp][] = [
