@@ -8,6 +8,7 @@
 
 const KINDS = Symbol.for('ivshm.error.kinds');
 
+/** The stable code of every error the library throws (one class per code; README "Errors"). */
 export type IvshmErrorCode =
   | 'IVSHM_ERR_CONFIG'
   | 'IVSHM_ERR_INVALID_ARGUMENT'

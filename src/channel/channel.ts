@@ -26,6 +26,7 @@ import { Sender } from './details/sender.js';
 
 export { Message, Loan } from './message.js';
 
+/** Peer, back-pressure, request timeout and wait mode of a channel. */
 export interface ChannelOptions extends LinkUserOptions {
   /** The other peer's ID; default: the other one on a 2-peer link. */
   peer?: number;
@@ -35,6 +36,7 @@ export interface ChannelOptions extends LinkUserOptions {
   requestTimeoutMs?: number;
 }
 
+/** The peer (re)attached: its session and where the message sequence numbers continue. */
 export interface PeerUpEvent {
   peer: number;
   /** The peer's session (changes when it restarts or resets). */
@@ -45,6 +47,7 @@ export interface PeerUpEvent {
   nextSeq: number;
 }
 
+/** The peer went away or restarted: which of our messages it never confirmed. */
 export interface PeerDownEvent {
   peer: number;
   reason: string;
@@ -54,12 +57,14 @@ export interface PeerDownEvent {
   lastReceivedSeq: number;
 }
 
+/** A peer broke the channel protocol: reason code and message. */
 export interface ViolationEvent {
   peer: number;
   reason: string;
   message: string;
 }
 
+/** The events a channel emits (message, peer-up, peer-down, violation, close). */
 export interface ChannelEvents {
   message: [Message];
   'peer-up': [PeerUpEvent];
@@ -70,6 +75,7 @@ export interface ChannelEvents {
   close: [{ reason: string }];
 }
 
+/** Cumulative counters of a channel. */
 export interface ChannelCounters {
   sent: number;
   received: number;
@@ -85,6 +91,7 @@ export interface ChannelCounters {
   listenerErrors: number;
 }
 
+/** A message channel between two peers of a link: each direction an SPSC byte ring in the writer's output section (docs/spec-channel.md). */
 export class Channel extends OnePeerUser<ChannelEvents> {
   readonly peer: number;
   readonly counters: ChannelCounters = {

@@ -24,6 +24,7 @@ if (endianness() !== 'LE') throw new ConfigError('ivshm channels use little-endi
 
 /** User protocol range of ivshmem v2 (docs/spec-channel.md §1: 0x4000-0x7FFF). */
 export const IVSHM_PROTO_USER_MIN = 0x4000;
+/** The last protocol number of the user range (0x4000-0x7FFF). */
 export const IVSHM_PROTO_USER_MAX = 0x7fff;
 /** Default protocol ID for ivshm channels and pub-sub. */
 export const IVSHM_PROTO_CHANNEL = 0x4348; // "CH"

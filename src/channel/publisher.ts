@@ -32,12 +32,15 @@ import {
 import { LinkUser, type LinkUserOptions } from './details/link-user.js';
 import { Sender, type ReaderLink } from './details/sender.js';
 
+/** What a publisher does when a subscriber lags: `overwrite` its oldest sample or `block` until it reads. */
 export type OverflowPolicy = 'overwrite' | 'block';
 
+/** Sample size, history, overflow policy and wait mode of a publisher. */
 export interface PublisherOptions extends LinkUserOptions {
   overflow?: OverflowPolicy;
 }
 
+/** The events a publisher emits. */
 export interface PublisherEvents {
   'subscriber-up': [{ peer: number }];
   'subscriber-down': [{ peer: number; reason: string }];
@@ -46,6 +49,7 @@ export interface PublisherEvents {
   close: [{ reason: string }];
 }
 
+/** Cumulative counters of a publisher. */
 export interface PublisherCounters {
   published: number;
   bytes: number;
@@ -91,6 +95,7 @@ export class SampleLoan {
   }
 }
 
+/** The publishing side of publish-subscribe over a link: samples in its own output section, read in place by every subscriber (docs/spec-channel.md). */
 export class Publisher extends LinkUser<PublisherEvents> {
   readonly overflow: OverflowPolicy;
   readonly counters: PublisherCounters = { published: 0, bytes: 0, overwritten: 0, doorbellsRung: 0, badSubscribers: 0, listenerErrors: 0 };

@@ -32,6 +32,7 @@ export class SampleSource {
   }
 }
 
+/** A received sample, read in place from the publisher's section until released; reads check it was not overwritten meanwhile. */
 export class Sample {
   // True JS private fields: the mapping is not reachable from outside (not even by Object.values).
   readonly #src: SampleSource | null;

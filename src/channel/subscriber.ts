@@ -17,6 +17,7 @@ import { OnePeerUser, otherPeer, type LinkUserOptions } from './details/link-use
 import { PeerSession } from './details/peer-session.js';
 import { Receiver } from './details/receiver.js';
 
+/** Publisher peer and wait mode of a subscriber. */
 export interface SubscriberOptions extends LinkUserOptions {
   /** Peer ID of the publisher; default: the other peer on a 2-peer link. */
   publisher?: number;
@@ -26,6 +27,7 @@ export interface SubscriberOptions extends LinkUserOptions {
   highWaterMark?: number;
 }
 
+/** The events a subscriber emits. */
 export interface SubscriberEvents {
   sample: [Sample];
   'publisher-up': [{ peer: number; session: number }];
@@ -36,6 +38,7 @@ export interface SubscriberEvents {
   close: [{ reason: string }];
 }
 
+/** Cumulative counters of a subscriber (received, missed). */
 export interface SubscriberCounters {
   received: number;
   bytes: number;
@@ -53,6 +56,7 @@ export interface SubscriberCounters {
 /** Walks of the retained records tried at once when attaching before waiting for the next turn. */
 const ATTACH_TRIES = 8;
 
+/** The subscribing side of publish-subscribe: reads a publisher's samples and counts the ones it missed. */
 export class Subscriber extends OnePeerUser<SubscriberEvents> {
   readonly publisher: number;
   readonly history: number;

@@ -15,8 +15,9 @@
 // default 256), DEMO_NET_PEER / DEMO_NET_PORT (UDP echo over the TAP).
 import dgram from 'node:dgram';
 import { Channel } from '../channel/channel.js';
-import type { Device } from '../ivshmem/device.js';
-import { cellLinks, connectCellLink, CounterReporter, type LinkCounters } from '../system/cell-env.js';
+import { cellLinks } from '../ivshmem/cell-links.js';
+import { connect, type Device } from '../ivshmem/device.js';
+import { CounterReporter, type LinkCounters } from '../system/cell-env.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -36,7 +37,7 @@ const devices: Device[] = [];
 const channels: Channel[] = [];
 
 async function playChannel(name: string): Promise<void> {
-  const dev = await connectCellLink(name);
+  const dev = await connect(name);
   devices.push(dev);
   const ch = new Channel(dev);
   channels.push(ch);
@@ -73,7 +74,7 @@ async function playChannel(name: string): Promise<void> {
 }
 
 async function playLink(name: string): Promise<void> {
-  const dev = await connectCellLink(name);
+  const dev = await connect(name);
   devices.push(dev);
   const counters: Required<LinkCounters> = { frames: 0, messages: 0, bytes: 0, doorbells: 0 };
   reporter.track(name, () => ({ ...counters, doorbells: dev.counters.doorbellsSent }));

@@ -66,11 +66,13 @@ export interface BrokerOptions extends LinkParamsInput {
   maxPending?: number;
 }
 
+/** A log line of the broker, for the `log` event. */
 export interface BrokerLog {
   level: 'info' | 'warn';
   message: string;
 }
 
+/** What the broker knows about one joined peer (for status displays). */
 export interface BrokerPeerStatus {
   id: number;
   pid: number | null;
@@ -124,6 +126,7 @@ const EAGAIN = constants.errno.EAGAIN;
 /** Messages handled per readiness callback, so a flooding peer cannot starve the others. */
 const BATCH = 64;
 
+/** The hypervisor role of one ivshmem 2.0 link: owns its sections (one sealed memfd each), admits peers over a UNIX control socket and hands each exactly the access it is granted (docs/spec.md §1, §2). */
 export class Broker extends EventEmitter<BrokerEvents> {
   readonly params: LinkParams;
   readonly socketPath: string;

@@ -8,6 +8,7 @@
 // connect() needs.
 import { ConfigError } from '../errors.js';
 
+/** One link a supervised cell was given (from `IVSHM_LINKS`): socket, peer ID, token, kind and protocol. */
 export interface CellLinkEndpoint {
   socket: string;
   id: number;

@@ -37,6 +37,7 @@ import { PAGE } from '../units.js';
 
 const EAGAIN = constants.errno.EAGAIN;
 
+/** Where and as whom to join a broker link. */
 export interface ConnectOptions {
   /** Broker control socket path. */
   socket: string;
@@ -72,6 +73,7 @@ export function connect(opts?: ConnectOptions | string): Promise<Device> {
   return Device.join(opts);
 }
 
+/** A joined peer of a broker link: its ID, sections, STATE, doorbells and interrupts, like an ivshmem 2.0 PCI device (docs/spec.md §1.3). Get one from `connect()`. */
 export class Device extends EndpointBase implements IvshmemEndpoint {
   readonly id: number;
   readonly maxPeers: number;

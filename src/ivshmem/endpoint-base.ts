@@ -7,10 +7,15 @@ import { InvalidArgumentError, RefusedError } from '../errors.js';
 import { PEER_OUTPUT_VIEW, type EndpointEvents, type SectionSizes } from './endpoint.js';
 
 // Register offsets of BAR0 (docs/spec.md §1.3).
+/** Register offset of ID (read-only): this peer's ID (docs/spec.md §1.3). */
 export const IVSHM_REG_ID = 0x00;
+/** Register offset of MAX_PEERS (read-only) (docs/spec.md §1.3). */
 export const IVSHM_REG_MAX_PEERS = 0x04;
+/** Register offset of INT_CONTROL: bit 0 enables interrupts (docs/spec.md §1.3). */
 export const IVSHM_REG_INT_CONTROL = 0x08;
+/** Register offset of DOORBELL: (peer << 16) | vector rings that peer (docs/spec.md §1.3). */
 export const IVSHM_REG_DOORBELL = 0x0c;
+/** Register offset of STATE: this peer's entry of the State Table (docs/spec.md §1.3). */
 export const IVSHM_REG_STATE = 0x10;
 /** The register region is one 4 KiB page (Jailhouse's small BAR0). */
 export const IVSHM_REG_REGION_SIZE = 0x1000;
@@ -22,6 +27,7 @@ function checkRegisterOffset(offset: number): number {
   return offset;
 }
 
+/** Cumulative counters of a link endpoint (doorbells sent, received, dropped). */
 export interface EndpointCounters {
   /** Delivered interrupts per vector. */
   interrupts: number[];

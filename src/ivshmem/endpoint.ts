@@ -6,6 +6,7 @@
 // (qemu/client.ts).
 import { EventEmitter } from 'node:events';
 
+/** Sizes in bytes of a link's State Table, R/W section and each output section. */
 export interface SectionSizes {
   /** State Table bytes (page-rounded). */
   readonly state: number;
@@ -15,6 +16,7 @@ export interface SectionSizes {
   readonly output: number;
 }
 
+/** A doorbell received: the vector, the sending peer and how many rings were coalesced. */
 export interface InterruptEvent {
   readonly vector: number;
   /** Sender peer ID, or -1 for a state-change interrupt raised by the broker. */
@@ -23,6 +25,7 @@ export interface InterruptEvent {
   readonly count: number;
 }
 
+/** The events every link endpoint emits (interrupt, state, peer-joined, peer-gone, close). */
 export interface EndpointEvents {
   /** A delivered interrupt (INT_CONTROL enabled). */
   interrupt: [InterruptEvent];

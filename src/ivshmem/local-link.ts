@@ -9,6 +9,7 @@ import { PEER_OUTPUT_VIEW, type IvshmemEndpoint, type SectionSizes } from './end
 import { EndpointBase } from './endpoint-base.js';
 import { resolveLinkParams, type LinkParams } from './params.js';
 
+/** Parameters of a `LocalLink` (the same as a broker link's). */
 export interface LocalLinkOptions {
   name?: string;
   peers: number;
@@ -19,6 +20,7 @@ export interface LocalLinkOptions {
   rwSize?: number | string;
 }
 
+/** An in-process link with the same endpoint API as a broker link and no isolation: for tests and for components inside one program. */
 export class LocalLink {
   readonly params: LinkParams;
   /** State Table, written only through setState (the "broker" role). */
@@ -72,6 +74,7 @@ export class LocalLink {
   }
 }
 
+/** One peer of a `LocalLink`. */
 export class LocalEndpoint extends EndpointBase implements IvshmemEndpoint {
   readonly id: number;
   readonly maxPeers: number;

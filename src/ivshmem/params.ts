@@ -47,6 +47,7 @@ export interface LinkParamsInput {
   outputSize: number | string;
 }
 
+/** One problem of a link parameter set: the option it concerns and what is wrong. */
 export interface ParamProblem {
   key: LinkParamKey;
   message: string;

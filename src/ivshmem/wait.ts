@@ -24,6 +24,7 @@
 import { InvalidArgumentError } from '../errors.js';
 import { yieldCpu } from '../sys/sched.js';
 
+/** How an endpoint waits for its peer: `event` (sleep on the doorbell), `poll` (busy-poll, opt-in) or `hybrid` (spin a bounded time, then sleep). */
 export type WaitMode = 'event' | 'poll' | 'hybrid';
 
 /** Default hybrid spin window, µs: about ten sleeping wake-ups on the machine kind measured in the README. */
@@ -33,6 +34,7 @@ export const WORK_BUDGET = 64;
 /** Idle time after which a poll-mode pump gives its core away once per turn, µs. */
 export const IDLE_YIELD_MICROS = 50;
 
+/** The wait mode of a channel or ivshmem-net endpoint and its spin budget. */
 export interface WaitOptions {
   /** Default 'event'. */
   mode?: WaitMode;

@@ -2,6 +2,7 @@
 // set (ivshmem-v2-notes.md c.7) plus bytes, handshakes and violations by reason.
 
 // A type alias (not an interface) so it is assignable to Record<string, unknown>.
+/** Cumulative counters of an ivshmem-net endpoint (frames, bytes, drops, doorbells, violations). */
 export type NetCounters = {
   txPackets: number;
   txBytes: number;

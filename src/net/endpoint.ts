@@ -25,9 +25,13 @@ import { newNetCounters, type NetCounters } from './counters.js';
 import { IVSHM_NET_VIOLATIONS, IvshmNetQueue } from './queue.js';
 import { ETH_HLEN, IVSHM_NET_FRAME_OVERHEAD, IVSHM_NET_PROTOCOL, ivshmNetSizing, type NetSizing } from './sizing.js';
 
+/** ivshmem-net state RESET (docs/spec-net.md §9). */
 export const IVSHM_NET_STATE_RESET = 0;
+/** ivshmem-net state INIT: queues initialised (docs/spec-net.md §9). */
 export const IVSHM_NET_STATE_INIT = 1;
+/** ivshmem-net state READY: ready to run once the peer is (docs/spec-net.md §9). */
 export const IVSHM_NET_STATE_READY = 2;
+/** ivshmem-net state RUN: frames flow (docs/spec-net.md §9). */
 export const IVSHM_NET_STATE_RUN = 3;
 /** Cached peer state before the first evaluation (Linux: ~0). */
 export const IVSHM_NET_STATE_UNKNOWN = -1;
@@ -40,6 +44,7 @@ export const IVSHM_NET_VECTOR_TX_RX = 1;
 
 export type WaitMode = 'event' | 'poll' | 'hybrid';
 
+/** MTU, receive path and wait mode of an ivshmem-net endpoint. */
 export interface NetOptions {
   mtu?: number;
   wait?: WaitMode;
@@ -51,11 +56,13 @@ export interface NetOptions {
   iteratorHighWater?: number;
 }
 
+/** A change of this side's or the peer's ivshmem-net state. */
 export interface NetStateEvent {
   local: number;
   peer: number;
 }
 
+/** A peer's violation of the ivshmem-net ring protocol: reason code and detail. */
 export interface NetViolation extends ViolationInfo {
   readonly reason: string;
   readonly message: string;
@@ -78,6 +85,7 @@ export interface NetEndpointEvents {
   close: [];
 }
 
+/** An ivshmem-net (protocol 0x0001) endpoint: sends and receives Ethernet frames over a two-peer link, wire-compatible with Jailhouse's Linux driver and Zephyr's (docs/spec-net.md). */
 export interface NetEndpoint extends EventEmitter<NetEndpointEvents> {
   readonly carrier: boolean;
   readonly mtu: number;

@@ -26,6 +26,7 @@ export const IVSHM_NET_USED_LEN = 1;
 /** round_up(18 + len, 64): bytes a frame of `len` occupies in the FIFO. */
 export const ivshmNetFrameSize = (len: number): number => alignUp(IVSHM_NET_FRAME_OVERHEAD + len, IVSHM_NET_FRAME_ALIGN);
 
+/** The queue geometry both ivshmem-net peers derive from the output section size (docs/spec-net.md §2). */
 export interface NetSizing {
   /** Output section size L. */
   readonly sectionSize: number;

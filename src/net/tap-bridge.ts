@@ -36,6 +36,7 @@ export interface BridgeLink {
   off(ev: 'writable', cb: () => void): unknown;
 }
 
+/** Cumulative counters of a TAP bridge (frames each way, drops). */
 export interface TapBridgeCounters {
   /** Frames read from the TAP and handed to the link. */
   tapRxFrames: number;
@@ -67,6 +68,7 @@ export interface TapBridgeEvents {
   close: [];
 }
 
+/** Options of a TAP bridge. */
 export interface TapBridgeOptions {
   /** Frames drained from the TAP per readiness callback (default 64). */
   batch?: number;
@@ -77,6 +79,7 @@ export interface TapBridgeOptions {
 const BATCH_DEFAULT = 64;
 const VLAN_HLEN = 4;
 
+/** Bridges an ivshmem-net endpoint to a TAP device, so a cell's kernel sees a real network interface. */
 export class TapBridge extends EventEmitter<TapBridgeEvents> {
   readonly tap: TapDevice;
   readonly link: BridgeLink;

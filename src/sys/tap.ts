@@ -58,6 +58,7 @@ export const TAP_MAX_MTU = 65521;
 /** Largest frame a TAP read can return: 64 KiB payload + header (+ vnet header). */
 export const TAP_MAX_FRAME = 65536 + ETH_HLEN + VNET_HDR_LEN;
 
+/** Name, namespace, MTU, MAC and state of a TAP device to open. */
 export interface TapOptions {
   /** Interface name, at most 15 bytes. */
   name: string;
@@ -163,6 +164,7 @@ export interface TapInfo {
   created: boolean;
 }
 
+/** An open TAP device: read and write Ethernet frames, set MTU, MAC, addresses and link state. */
 export class TapDevice {
   /** Non-blocking fd; one read or write = one frame. */
   readonly fd: number;
@@ -386,4 +388,5 @@ export class TapDevice {
   }
 }
 
+/** Create (or attach to) a TAP device, optionally in a network namespace, with MTU, MAC and address. */
 export const openTap = (opts: TapOptions): TapDevice => TapDevice.open(opts);

@@ -12,11 +12,9 @@
 // only the links it was given, and only with its configured ID: knowing
 // another link's socket path is not enough (docs/supervisor.md, "Cells").
 import net from 'node:net';
-import { connect, type Device } from '../ivshmem/device.js';
 import { LINKS_ENV } from '../ivshmem/cell-links.js';
 import { encodeReport, type LinkCounters } from './report.js';
 
-export { cellLinks, cellConnectOptions, type CellLinkEndpoint } from '../ivshmem/cell-links.js';
 
 /** The variables the supervisor sets for a cell (above). */
 export const ENV = {
@@ -26,11 +24,6 @@ export const ENV = {
   report: 'IVSHM_REPORT',
   reportToken: 'IVSHM_REPORT_TOKEN',
 } as const;
-
-/** Join link `name` of this cell with the ID and token the supervisor gave it. */
-export function connectCellLink(name?: string): Promise<Device> {
-  return connect(name);
-}
 
 export type { LinkCounters } from './report.js';
 

@@ -60,6 +60,7 @@ export interface CheckOptions {
   shmFree?: number | null;
 }
 
+/** The outcome of checking a system file: every problem found, or the resolved system. */
 export interface CheckResult {
   file: string;
   problems: Problem[];

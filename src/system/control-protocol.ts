@@ -5,6 +5,7 @@
 import { ProtocolError } from '../errors.js';
 import type { SystemStatus } from './status.js';
 
+/** A request on a supervisor's control socket (docs/supervisor.md). */
 export type ControlRequest =
   | { op: 'status' }
   | { op: 'cell-stop'; cell: string }

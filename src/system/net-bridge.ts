@@ -7,7 +7,8 @@
 import { openNet } from '../net/endpoint.js';
 import { TapBridge } from '../net/tap-bridge.js';
 import { openTap } from '../sys/tap.js';
-import { connectCellLink, CounterReporter } from './cell-env.js';
+import { connect } from '../ivshmem/device.js';
+import { CounterReporter } from './cell-env.js';
 
 const arg = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -22,7 +23,7 @@ const mac = arg('--mac');
 const say = (m: string): void => console.log(`${ifname}${netns ? `@${netns}` : ''}: ${m}`);
 
 const tap = openTap({ name: ifname, ...(netns ? { netns } : {}), ...(mtu ? { mtu } : {}), ...(mac ? { mac } : {}), carrier: false, up: false });
-const dev = await connectCellLink(link);
+const dev = await connect(link);
 const net = openNet(dev, { ...(mtu ? { mtu } : {}) });
 if (tap.mtu !== net.mtu) tap.setMtu(net.mtu);
 if (address) tap.addAddress(address);

@@ -2,6 +2,7 @@
 // two minutes of them for the dashboard's plots.
 import { COUNTER_NAMES, zeroCounters, type Counters } from './report.js';
 
+/** Per-second rates of a link at one moment. */
 export interface RateSample extends Counters {
   t: number;
 }

@@ -10,6 +10,7 @@ import type { Counters } from './report.js';
 
 export type { RateSample } from './rates.js';
 
+/** The status of one link: its parameters, members and counters. */
 export interface LinkStatus extends Pick<ResolvedLink, 'name' | 'kind' | 'peers' | 'vectors' | 'protocol' | 'outputSize' | 'rwSize' | 'stateSize'> {
   bridged: boolean;
   members: { cell: string; id: number; joined: boolean; state: number; pid: number | null; interface?: string; address?: string }[];
@@ -18,6 +19,7 @@ export interface LinkStatus extends Pick<ResolvedLink, 'name' | 'kind' | 'peers'
   rates: RateSample;
 }
 
+/** The status of one cell. */
 export interface CellStatus {
   name: string;
   state: CellState;
@@ -31,6 +33,7 @@ export interface CellStatus {
   log: string[];
 }
 
+/** The status of a running system (what `ivshm status --json` prints). */
 export interface SystemStatus {
   system: string;
   file: string;

@@ -11,7 +11,8 @@ import { ConfigError } from '../errors.js';
 import { createNetns, deleteNetns, netnsExists } from '../sys/netns.js';
 import { bridgeSpec, netLayerAvailable } from './bridges.js';
 import { LinkBroker } from './brokers.js';
-import { ENV, type CellLinkEndpoint } from './cell-env.js';
+import type { CellLinkEndpoint } from '../ivshmem/cell-links.js';
+import { ENV } from './cell-env.js';
 import { CellProcess, exitText } from './cell-process.js';
 import type { ResolvedLink, ResolvedSystem } from './check.js';
 import { ControlServer, type ControlHandler } from './control-server.js';
@@ -23,6 +24,7 @@ import { cellStatus, linkStatus, type RateSample, type SystemStatus } from './st
 
 export type { CellStatus, LinkStatus, RateSample, SystemStatus } from './status.js';
 
+/** Where a supervisor puts its runtime directory, whether it runs privileged parts, and where it logs. */
 export interface SupervisorOptions {
   /** Runtime directory of this system (default <runtimeBase>/<system name>); its parent is then the base. */
   dir?: string;
@@ -44,6 +46,7 @@ interface LinkRuntime {
   rates: LinkRates;
 }
 
+/** Runs a checked system: one broker per link, the cells with only their own links, restart policies, the control and report sockets; removes only what it created on stop (docs/supervisor.md). */
 export class Supervisor extends EventEmitter<{ stopped: [] }> implements ControlHandler {
   readonly dir: string;
   readonly privileged: boolean;

@@ -5,17 +5,20 @@ import { checkSystemFile, formatProblem, type CheckOptions } from './check.js';
 import { parseListen, StatusServer } from './status-server.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
 
+/** Options of `upSystem`. */
 export interface UpOptions extends CheckOptions, SupervisorOptions {
   /** Serve the dashboard on HOST:PORT (port 0 picks a free one). */
   http?: string;
 }
 
+/** A system started by `upSystem`: its supervisor and how to stop it. */
 export interface RunningSystem {
   supervisor: Supervisor;
   server: StatusServer | null;
   stop(): Promise<void>;
 }
 
+/** Check a system file and start it: brokers, namespaces, TAP bridges and cells (what `ivshm up` runs). */
 export async function upSystem(file: string, opts: UpOptions = {}): Promise<RunningSystem> {
   const r = checkSystemFile(file, opts);
   if (!r.system) {

@@ -11,6 +11,7 @@ import { checkQueueSize, vringNeedEvent, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_
 import { u16View, u32View } from './views.js';
 import { bump, VIRTQ_VIOLATIONS, type ViolationCounters, type ViolationSink, type VirtqViolation } from './violation.js';
 
+/** Queue size, features and placement of a device-side split virtqueue. */
 export interface VirtqDeviceOptions {
   num: number;
   /** Section holding the descriptor table and avail ring: written by the driver, only read here. */
@@ -27,6 +28,7 @@ export interface VirtqDeviceOptions {
   name?: string;
 }
 
+/** The device half of a split virtqueue (virtio 1.2) over a byte section: takes chains from the driver after validating every descriptor (docs/spec-virtio.md). */
 export class VirtqDevice {
   readonly num: number;
   readonly name: string;

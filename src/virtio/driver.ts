@@ -8,6 +8,7 @@ import { checkQueueSize, vringNeedEvent, VIRTQ_AVAIL_F_NO_INTERRUPT, VIRTQ_DESC_
 import { u16View, u32View } from './views.js';
 import { bump, VIRTQ_VIOLATIONS, type ViolationCounters, type ViolationSink, type VirtqViolation } from './violation.js';
 
+/** Queue size, features and placement of a driver-side split virtqueue. */
 export interface VirtqDriverOptions {
   /** Queue Size (power of 2). */
   num: number;
@@ -30,6 +31,7 @@ export interface VirtqDriverOptions {
   name?: string;
 }
 
+/** One buffer of a descriptor chain the driver posts: bytes the device reads or space it writes. */
 export interface DriverSegment {
   addr: number;
   len: number;
@@ -37,6 +39,7 @@ export interface DriverSegment {
   write?: boolean;
 }
 
+/** The driver half of a split virtqueue (virtio 1.2) over a byte section: posts buffers, validates every used element the device returns (docs/spec-virtio.md). */
 export class VirtqDriver {
   readonly num: number;
   readonly name: string;

@@ -3,16 +3,26 @@
 // little-endian; indices are free-running 16-bit counters that wrap.
 import { InvalidArgumentError } from '../errors.js';
 
+/** Descriptor flag: the chain continues at `next` (virtio 1.2 split ring). */
 export const VIRTQ_DESC_F_NEXT = 1;
+/** Descriptor flag: the buffer is device-writable. */
 export const VIRTQ_DESC_F_WRITE = 2;
+/** Descriptor flag: the buffer holds an indirect descriptor table (refused by ivshm queues). */
 export const VIRTQ_DESC_F_INDIRECT = 4;
+/** Available-ring flag: the driver asks for no interrupts (without EVENT_IDX). */
 export const VIRTQ_AVAIL_F_NO_INTERRUPT = 1;
+/** Used-ring flag: the device asks for no notifications (without EVENT_IDX). */
 export const VIRTQ_USED_F_NO_NOTIFY = 1;
 
+/** Feature bit 28: indirect descriptors. */
 export const VIRTIO_F_INDIRECT_DESC = 28;
+/** Feature bit 29: event-index notification suppression. */
 export const VIRTIO_F_EVENT_IDX = 29;
+/** Feature bit 32: virtio 1.x. */
 export const VIRTIO_F_VERSION_1 = 32;
+/** Feature bit 33: the device accesses memory through the platform (required over ivshmem). */
 export const VIRTIO_F_ACCESS_PLATFORM = 33;
+/** Feature bit 35: buffers are used in the order they were made available. */
 export const VIRTIO_F_IN_ORDER = 35;
 
 /** Queue Size limit of a split ring (power of 2, at most 32768). */

@@ -4,6 +4,7 @@
 // more"); it is never thrown into the caller. Recovery is the owner's job
 // (for ivshmem-net: a RESET handshake that re-formats the rings).
 
+/** Every reason a virtqueue half latches a queue as broken, with its description (docs/spec-virtio.md). */
 export const VIRTQ_VIOLATIONS = {
   /** Device: avail.idx moved by more than Queue Size since we last looked (or went backwards). */
   'avail-idx-jump': 'the driver moved avail.idx by more than the queue size (or backwards)',
@@ -35,8 +36,10 @@ export const VIRTQ_VIOLATIONS = {
   'used-out-of-order': 'a used ring element completes buffers out of order',
 } as const;
 
+/** A reason code of `VIRTQ_VIOLATIONS`. */
 export type VirtqViolation = keyof typeof VIRTQ_VIOLATIONS;
 
+/** A peer's violation of the virtqueue protocol: reason code and detail. */
 export interface ViolationInfo {
   readonly reason: string;
   readonly message: string;

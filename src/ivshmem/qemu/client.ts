@@ -38,6 +38,7 @@ import { EndpointBase } from '../endpoint-base.js';
 import { IVSHMEM_MAX_ID, IVSHMEM_MAX_VECTORS, IVSHMEM_PROTOCOL_VERSION, IVSHMEM_SHM_MSG, QemuMessageReader, type QemuMessage } from './protocol.js';
 import { MAX_SECTION_SIZE } from '../../units.js';
 
+/** Where to join a QEMU ivshmem v1 server. */
 export interface ConnectQemuOptions {
   socket: string;
   /**
@@ -247,6 +248,7 @@ export function connectQemu(opts: ConnectQemuOptions): Promise<QemuEndpoint> {
   });
 }
 
+/** A peer of a QEMU ivshmem v1 server, with the ivshm endpoint API where v1 has an equivalent (docs/qemu.md). */
 export class QemuEndpoint extends EndpointBase implements IvshmemEndpoint {
   readonly id: number;
   /** The ID space of v1 (16-bit Doorbell peer field, docs/qemu.md §4). */

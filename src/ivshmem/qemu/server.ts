@@ -35,6 +35,7 @@ export const QEMU_MAX_SIZE = 2 ** 36;
 /** Messages queued for a client that does not read before it is dropped. */
 const MAX_QUEUED = 65536;
 
+/** Socket, size and vectors of a QEMU ivshmem v1 server. */
 export interface QemuServerOptions {
   socket: string;
   /** Shared memory bytes (number or "4M"); rounded up to a power of two (docs/qemu.md §7). Default 4 MiB. */
@@ -80,6 +81,7 @@ interface Client {
   readonly known: Set<number>;
 }
 
+/** A QEMU ivshmem v1 server (the `ivshmem-server` protocol): one shared read-write file for all peers, so no isolation (docs/qemu.md). */
 export class QemuServer extends EventEmitter<QemuServerEvents> {
   readonly socketPath: string;
   readonly size: number;

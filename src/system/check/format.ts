@@ -2,6 +2,7 @@
 // schema's (zod's) issues in the same words as the checker's own rules.
 import type { z } from 'zod';
 
+/** One problem of a system file: the path inside it, the reason and where it is. */
 export interface Problem {
   /** Path inside the file, e.g. links[0].members[1].id. */
   path: string;
